@@ -1,0 +1,38 @@
+"""Pinned inputs of every build: the single source of truth for versions and hashes.
+
+The Debian source packages are resolved through apt (private configuration,
+see ``source.py``); only their upstream ("orig") tarballs are used, and each is
+refused unless its sha256 matches the pin below.
+"""
+
+# Debian suite whose source index apt reads.
+DEBIAN_SUITE = "trixie"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+
+# MicroPython 1.25.0 as packaged by Debian (upstream tree minus some vendored libs).
+MICROPYTHON = {
+    "package": "micropython",
+    "version": "1.25.0+ds-1",
+    "orig": "micropython_1.25.0+ds.orig.tar.xz",
+    "sha256": "7b25be99a502f070b2de81dafc08da7051d992325d6e67daa9045a918fffdbea",
+    "topdir": "micropython-1.25.0",
+}
+
+# glibc's Berkeley DB 1.85 (the official patches applied), as Debian's db1-compat.
+DB1_COMPAT = {
+    "package": "db1-compat",
+    "version": "2.1.3-25",
+    "orig": "db1-compat_2.1.3.orig.tar.gz",
+    "sha256": "b01f560f00a67f921e678586d903969015b0c9cec6c18b1679b7e9fd6d27394e",
+    "topdir": "db",
+}
+
+# Our patch that turns db1-compat into MicroPython's lib/berkeley-db-1.xx.
+BERKELEY_DB_PATCH = "firmware/patches/berkeley-db-micropython.patch"
+
+# Our patches to the MicroPython tree itself (applied with patch -p1 at its top).
+MICROPYTHON_PATCHES = ["firmware/patches/micropython-unix-frozen-path.patch"]
+
+# Host packages the build and the tests need (Debian names).
+APT_BUILD = ["build-essential", "pkg-config", "python3", "patch", "xz-utils", "ca-certificates"]
+# Python packages of the tests: tests/requirements.txt (pinned there).
