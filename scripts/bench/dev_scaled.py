@@ -1,0 +1,149 @@
+# Benchmark device code, part 3b: scaled workload on N documents.
+# Phases (each timed per call): put N (with tags), get N (pseudo-random
+# order), overwrite N, [file: close, file size, reopen], queries (equality,
+# range, tag: full scans unless the database has indexes), batch put/delete
+# of 10 and of 100 items, delete N singly, then TTL: N records of which half
+# expire, the clock jumps, one cleanup() removes them. Memory mode also
+# measures heap bytes per stored record on a separate fresh database.
+
+_P = 7919  # prime: i * _P % N visits 0..N-1 in a scrambled order
+
+
+def _order(n):
+    return [(j * _P) % n for j in range(n)]
+
+
+def heap_per_record(n):
+    gc.collect()
+    h0 = live()
+    impl_open(None)
+    m0 = live()
+    put = PUT
+    for i in range(n):
+        put(doc(i))
+    m1 = live()
+    impl_close()
+    val("heap_per_record", (m1 - m0) / n, {"open_empty": m0 - h0, "heap_n": m1 - m0})
+    gc.collect()
+
+
+def scaled_main():
+    n = CFG["n"]
+    mode = CFG["mode"]
+    qreps = CFG.get("qreps", 5)
+    path = None
+    if mode == "file":
+        path = path_for("n%d" % n)
+        rm(path)
+    elif CFG.get("heap", True):
+        try:
+            heap_per_record(n)
+        except MemoryError as e:
+            err("heap_per_record", e)
+            return
+    h0 = live()
+    timed_once("open", lambda: impl_open(path))
+    # put / get / overwrite
+    o = Op("put", n)
+    keys = [None] * n
+    for i in range(n):
+        keys[i] = o.run3(PUT3, doc(i), None, tags(i))
+    o.done()
+    h1 = live()
+    heap_rec("put", h0, h1, {"peak": o.peak})
+    o = Op("get", n)
+    for i in _order(n):
+        d = o.run(GET, keys[i])
+        if d is None:
+            raise AssertionError("get missed %s" % keys[i])
+    o.done()
+    o = Op("overwrite", n)
+    for i in _order(n):
+        d = doc(i)
+        d["value"] = d["value"] + 1
+        o.run4(PUTK, keys[i], d, None, tags(i))
+    o.done()
+    heap_rec("get_overwrite", h1, live(), {"peak": o.peak})
+    if mode == "file":
+        timed_once("close", impl_close)
+        val("file_size", fsize(path), {"records": n})
+        timed_once("reopen", lambda: impl_open(path))
+        h1 = live()
+        heap_rec("reopen", h0, h1)
+    # queries
+    qs = (
+        ("query_eq", ("q", {"name": "sensor%d" % (n // 2)}, lambda d: d["name"] == _QN, 0)),
+        ("query_range", ("q", {"value": {"$gte": 10, "$lt": 20}}, lambda d: 10 <= d["value"] < 20, 0)),
+        ("query_tag", ("q", {"tags": "t3"}, lambda d: "t3" in d.get("_tags", ()), 0)),
+    )
+    global _QN
+    _QN = "sensor%d" % (n // 2)
+    for name, spec in qs:
+        o = Op(name, qreps)
+        cnt = None
+        try:
+            for _ in range(qreps):
+                cnt = len(o.run(QUERY, qarg(spec)))
+        except Exception as e:
+            err(name, e)
+            continue
+        o.done({"results": cnt})
+    # batches
+    base = 1000000
+    for size, count in ((10, CFG.get("b10", 10)), (100, CFG.get("b100", 5))):
+        o = Op("put_batch%d" % size, count)
+        o2 = Op("delete_batch%d" % size, count)
+        o.items = o2.items = size * count
+        bk = []
+        for b in range(count):
+            items = [doc(base + j) for j in range(size)]
+            base += size
+            bk.append(o.run(PUTB, items))
+            items = None
+        peak = o.peak
+        for b in range(count):
+            got = o2.run(DELB, bk[b])
+            if got != size:
+                raise AssertionError("delete_batch %d != %d" % (got, size))
+            bk[b] = None
+        o.done()
+        o2.done()
+        heap_rec("batch%d" % size, h1, live(), {"peak": max(peak, o2.peak)})
+    # delete every record singly
+    o = Op("delete", n)
+    for i in _order(n):
+        o.run(DEL, keys[i])
+    o.done()
+    keys = None
+    # TTL: half the records expire, one cleanup removes them
+    ttls = [60 if j % 2 == 0 else None for j in range(50)]
+    done = 0
+    while done < n:
+        m = min(50, n - done)
+        PUTB2([doc(done + j) for j in range(m)], ttls[:m] if m < 50 else ttls)
+        done += m
+    CLOCK[0] += 120
+    expect = (n + 1) // 2
+    got = timed_once("cleanup_half", CLEANUP, {"items": expect})
+    if got != expect:
+        raise AssertionError("cleanup removed %r, expected %d" % (got, expect))
+    left = impl_count()
+    if left != n - expect:
+        raise AssertionError("after cleanup %d left" % left)
+    if mode == "mem":
+        timed_once("close", impl_close)
+    else:
+        impl_close()
+    if mode == "file":
+        val("file_size_end", fsize(path), {"records": left})
+    heap_rec("end", h0, live())
+
+
+_QN = None
+try:
+    scaled_main()
+except Exception as e:
+    err("scaled", e)
+    import sys
+    sys.print_exception(e)
+emit({"t": "end"})

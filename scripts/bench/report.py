@@ -1,0 +1,446 @@
+"""Benchmark results -> summary, Markdown and PNG (host side, CPython).
+
+Used by run.py; also runnable alone to regenerate docs from the JSON:
+    python3 scripts/bench/report.py docs/benchmarks.json docs/
+"""
+import json
+import os
+import statistics
+import sys
+
+# The earlier MicroTetherDB's report (seed-performance-report.md), ms averages.
+SEED_MS = {
+    "put": (9.46, 8.31), "get": (5.75, 6.00), "delete": (6.00, 6.00),
+    "put_batch": (36.75, 924.25), "delete_batch": (9.00, 1506.00), "query": (46.25, 61.45),
+}
+# ESP32 estimate from qemu instruction counts (see ASSUMPTION).
+ESP32_MHZ = 240
+ESP32_CPI = 1.5
+ASSUMPTION = (
+    "ESP32 time = Cortex-M3 instructions x %.1f cycles per instruction / %d MHz: one Thumb-2 "
+    "instruction taken as one Xtensa LX6 instruction, with 1.5 cycles each on average for "
+    "flash-cache misses and pipeline stalls (a plain assumption, not a measurement; CPI 1.0 "
+    "gives 2/3 of these figures, CPI 2.0 gives 4/3). It covers CPU time only: /flash on qemu "
+    "is RAM-backed, so SPI-flash program/erase time of a real ESP32 is not included."
+    % (ESP32_CPI, ESP32_MHZ))
+
+SEED_OPS = ("put", "get", "delete", "put_batch", "delete_batch", "query", "open", "close")
+SCALED_OPS = ("put", "get", "overwrite", "delete", "query_eq", "query_range", "query_tag",
+              "put_batch10", "delete_batch10", "put_batch100", "delete_batch100",
+              "cleanup_half", "open", "close", "reopen")
+GOALS = (
+    ("file/memory ratio, batch put", "<= 2x (seed 25.15x)"),
+    ("file/memory ratio, batch delete", "<= 2x (seed 167.33x)"),
+    ("overhead over raw btree+json, put", "<= 1.5x"),
+    ("overhead over raw btree+json, get", "<= 1.5x"),
+    ("estimated ESP32 time per put", "< 1 ms (seed 9.46 / 8.31 ms)"),
+    ("estimated ESP32 time per get", "< 1 ms (seed 5.75 / 6.00 ms)"),
+)
+
+
+def _med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def _key(*parts):
+    return "|".join(str(p) for p in parts)
+
+
+def summarize(section):
+    """Aggregate the records of all runs: median over runs of each statistic."""
+    recs = section["records"]
+    meta = section["meta"]
+    shift = meta.get("icount_shift")
+    ops, vals, heaps = {}, {}, {}
+    for r in recs:
+        t = r.get("t")
+        if t == "op":
+            ops.setdefault(_key(r["work"], r["mode"], r["impl"], r["op"]), []).append(r)
+        elif t == "val":
+            vals.setdefault(_key(r["work"], r["mode"], r["impl"], r["name"]), []).append(r)
+        elif t == "heap":
+            heaps.setdefault(_key(r["work"], r["mode"], r["impl"], r["phase"]), []).append(r)
+    out = {"ops": {}, "vals": {}, "heap": {}, "ratio": {}, "filemem": {}}
+    for k, rs in ops.items():
+        e = {
+            "n": rs[0]["n"], "runs": len(rs),
+            "mean": _med([r["mean"] for r in rs]),
+            "median": _med([r["median"] for r in rs]),
+            "p95": _med([r["p95"] for r in rs]),
+            "max": max(r["max"] for r in rs),
+            "median_lo": min(r["median"] for r in rs),
+            "median_hi": max(r["median"] for r in rs),
+            "alloc": _med([r.get("alloc") for r in rs]),
+            "peak": max(r.get("peak") or 0 for r in rs),
+        }
+        for extra in ("items", "results", "counts", "errors"):
+            if extra in rs[0]:
+                e[extra] = rs[0][extra]
+        if shift is not None:
+            e["insns"] = e["median"] * 1000 / 2 ** shift
+            e["esp32_ms_mean"] = e["mean"] * 1000 / 2 ** shift * ESP32_CPI / ESP32_MHZ / 1000
+            e["esp32_ms_median"] = e["insns"] * ESP32_CPI / ESP32_MHZ / 1000
+        out["ops"][k] = e
+    for k, rs in vals.items():
+        v = [r["v"] for r in rs if isinstance(r.get("v"), (int, float))]
+        e = {"v": _med(v) if v else rs[0].get("v")}
+        for extra in ("open_empty", "heap_n", "records"):
+            if extra in rs[0]:
+                e[extra] = _med([r.get(extra) for r in rs])
+        out["vals"][k] = e
+    for k, rs in heaps.items():
+        out["heap"][k] = {f: _med([r.get(f) for r in rs]) for f in ("before", "after", "peak", "free")}
+    # DB / raw, per run on medians (and means), then the median over runs + spread
+    for k, rs in ops.items():
+        work, mode, impl, op = k.split("|")
+        if impl != "db":
+            continue
+        raw = {r["run"]: r for r in ops.get(_key(work, mode, "raw", op), [])}
+        rat = [r["median"] / raw[r["run"]]["median"] for r in rs
+               if r["run"] in raw and raw[r["run"]]["median"] > 0]
+        ratm = [r["mean"] / raw[r["run"]]["mean"] for r in rs
+                if r["run"] in raw and raw[r["run"]]["mean"] > 0]
+        if rat:
+            out["ratio"][_key(work, mode, op)] = {
+                "median": _med(rat), "lo": min(rat), "hi": max(rat), "mean": _med(ratm)}
+    # file / memory for the database (means, as the seed report did)
+    for k, rs in ops.items():
+        work, mode, impl, op = k.split("|")
+        if mode != "file":
+            continue
+        mem = {r["run"]: r for r in ops.get(_key(work, "mem", impl, op), [])}
+        rat = [r["mean"] / mem[r["run"]]["mean"] for r in rs
+               if r["run"] in mem and mem[r["run"]]["mean"] > 0]
+        if rat:
+            out["filemem"][_key(work, impl, op)] = {"median": _med(rat), "lo": min(rat), "hi": max(rat)}
+    return out
+
+
+# ---------------------------------------------------------------- formatting
+def _f(x, nd=1):
+    if x is None:
+        return "-"
+    if isinstance(x, float) and abs(x) >= 100:
+        return "%.0f" % x
+    if isinstance(x, float):
+        return ("%." + str(nd) + "f") % x
+    return str(x)
+
+
+def _x(r, spread=True):
+    if not r:
+        return "-"
+    s = "%.2fx" % r["median"]
+    if spread and r.get("hi") is not None and r["hi"] - r["lo"] > 0.005:
+        s += " (%.2f-%.2f)" % (r["lo"], r["hi"])
+    return s
+
+
+def _ms(us):
+    return "-" if us is None else "%.3f" % (us / 1000.0)
+
+
+def _table(head, rows):
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(r) + " |")
+    return "\n".join(out) + "\n"
+
+
+def _unit(sec):
+    return "virtual µs" if sec["meta"]["target"] == "qemu" else "µs"
+
+
+def _sizes(sec):
+    ns = set()
+    for k in sec["summary"]["ops"]:
+        w = k.split("|")[0]
+        if w.startswith("n"):
+            ns.add(int(w[1:]))
+    return sorted(ns)
+
+
+def goals(sec):
+    """[(goal, target, measured text, status)] for one target section."""
+    s = sec["summary"]
+    ops, ratio, fm = s["ops"], s["ratio"], s["filemem"]
+    q = sec["meta"]["target"] == "qemu"
+    rows = []
+
+    def fm_row(label, op, opsz):
+        parts, worst = [], None
+        for w, o in [("seed", op)] + [("n%d" % n, opsz) for n in _sizes(sec)]:
+            r = fm.get(_key(w, "db", o))
+            if r:
+                parts.append("%s %.2fx" % (w, r["median"]))
+                worst = r["median"] if worst is None else max(worst, r["median"])
+        return parts, worst
+
+    for i, (op, opsz) in enumerate((("put_batch", "put_batch100"), ("delete_batch", "delete_batch100"))):
+        parts, worst = fm_row(GOALS[i][0], op, opsz)
+        rows.append((GOALS[i][0], GOALS[i][1], ", ".join(parts) or "-", _status(worst, 2.0)))
+    for j, op in enumerate(("put", "get")):
+        parts, worst = [], None
+        for w in ["seed"] + ["n%d" % n for n in _sizes(sec)]:
+            for mode in ("mem", "file"):
+                r = ratio.get(_key(w, mode, op))
+                if r:
+                    parts.append("%s/%s %.2fx" % (w, mode, r["median"]))
+                    worst = r["median"] if worst is None else max(worst, r["median"])
+        rows.append((GOALS[2 + j][0], GOALS[2 + j][1], ", ".join(parts) or "-", _status(worst, 1.5)))
+    for j, op in enumerate(("put", "get")):
+        if not q:
+            rows.append((GOALS[4 + j][0], GOALS[4 + j][1], "qemu target only", "-"))
+            continue
+        parts, worst = [], None
+        for w in ["seed"] + ["n%d" % n for n in _sizes(sec)]:
+            for mode in ("mem", "file"):
+                e = ops.get(_key(w, mode, "db", op))
+                if e:
+                    parts.append("%s/%s %.3f ms" % (w, mode, e["esp32_ms_mean"]))
+                    worst = e["esp32_ms_mean"] if worst is None else max(worst, e["esp32_ms_mean"])
+        rows.append((GOALS[4 + j][0], GOALS[4 + j][1], ", ".join(parts) or "-",
+                     _status(worst, 1.0, strict=True)))
+    return rows
+
+
+def _status(worst, limit, strict=False):
+    if worst is None:
+        return "not measured"
+    ok = worst < limit if strict else worst <= limit
+    if ok:
+        return "met (worst %.2f)" % worst
+    return "MISSED by %.0f%% (worst %.2f)" % ((worst / limit - 1) * 100, worst)
+
+
+def seed_table(sec):
+    s = sec["summary"]
+    ops, ratio, fm = s["ops"], s["ratio"], s["filemem"]
+    q = sec["meta"]["target"] == "qemu"
+    u = _unit(sec)
+    head = ["op", "n", "DB mem mean / median / p95 / max (%s)" % u,
+            "DB file mean / median / p95 / max (%s)" % u, "DB file/mem",
+            "raw mem mean", "raw file mean", "DB/raw mem", "DB/raw file"]
+    if q:
+        head += ["ESP32 est. mem / file (ms)"]
+    head += ["seed mem / file (ms)", "seed file/mem"]
+    rows = []
+    for op in SEED_OPS:
+        dm = ops.get(_key("seed", "mem", "db", op))
+        df = ops.get(_key("seed", "file", "db", op))
+        rm = ops.get(_key("seed", "mem", "raw", op))
+        rf = ops.get(_key("seed", "file", "raw", op))
+        if not (dm or df):
+            continue
+
+        def st(e):
+            return "-" if not e else " / ".join(_f(e[k]) for k in ("mean", "median", "p95", "max"))
+        n = (dm or df)["n"]
+        row = [op, str(n), st(dm), st(df), _x(fm.get(_key("seed", "db", op))),
+               _f(rm and rm["mean"]), _f(rf and rf["mean"]),
+               _x(ratio.get(_key("seed", "mem", op))), _x(ratio.get(_key("seed", "file", op)))]
+        if q:
+            row.append("%s / %s" % (_f(dm and dm["esp32_ms_mean"], 3), _f(df and df["esp32_ms_mean"], 3)))
+        sd = SEED_MS.get(op)
+        row += ["%.2f / %.2f" % sd if sd else "-", "%.2fx" % (sd[1] / sd[0]) if sd else "-"]
+        rows.append(row)
+    return _table(head, rows)
+
+
+def scaled_table(sec, n):
+    s = sec["summary"]
+    ops, ratio, fm = s["ops"], s["ratio"], s["filemem"]
+    q = sec["meta"]["target"] == "qemu"
+    w = "n%d" % n
+    u = _unit(sec)
+    head = ["op", "calls", "DB mem median / p95 (%s)" % u, "raw mem median", "DB/raw mem",
+            "DB file median / p95 (%s)" % u, "raw file median", "DB/raw file", "DB file/mem"]
+    if q:
+        head.append("ESP32 est. mem / file (ms, median)")
+    rows = []
+    for op in SCALED_OPS:
+        dm = ops.get(_key(w, "mem", "db", op))
+        df = ops.get(_key(w, "file", "db", op))
+        rm = ops.get(_key(w, "mem", "raw", op))
+        rf = ops.get(_key(w, "file", "raw", op))
+        if not (dm or df or rm or rf):
+            continue
+        label = op
+        e = dm or df or rm or rf
+        if e.get("items"):
+            label += " (%d items)" % (e["items"] // e["n"])
+        if e.get("results") is not None:
+            label += " (%d hits)" % e["results"]
+
+        def mp(e):
+            return "-" if not e else "%s / %s" % (_f(e["median"]), _f(e["p95"]))
+        row = [label, str(e["n"]), mp(dm), _f(rm and rm["median"]), _x(ratio.get(_key(w, "mem", op))),
+               mp(df), _f(rf and rf["median"]), _x(ratio.get(_key(w, "file", op))),
+               _x(fm.get(_key(w, "db", op)))]
+        if q:
+            row.append("%s / %s" % (_f(dm and dm["esp32_ms_median"], 3), _f(df and df["esp32_ms_median"], 3)))
+        rows.append(row)
+    return _table(head, rows)
+
+
+def heap_table(sec):
+    s = sec["summary"]
+    vals, ops, heap = s["vals"], s["ops"], s["heap"]
+    head = ["workload", "impl", "heap/record, mem (B)", "open empty DB (B)",
+            "put: alloc/call mem (B)", "get: alloc/call mem (B)", "put phase peak mem (B)",
+            "file size, N records (B)", "file size after TTL cleanup (B)"]
+    rows = []
+    for w in ["seed"] + ["n%d" % n for n in _sizes(sec)]:
+        for impl in ("db", "raw"):
+            hp = vals.get(_key(w, "mem", impl, "heap_per_record"), {})
+            fs = vals.get(_key(w, "file", impl, "file_size"), {})
+            fe = vals.get(_key(w, "file", impl, "file_size_end"), {})
+            pm = ops.get(_key(w, "mem", impl, "put"), {})
+            gm = ops.get(_key(w, "mem", impl, "get"), {})
+            hpk = heap.get(_key(w, "mem", impl, "put" if w != "seed" else "seed"), {})
+            if not (hp or fs or pm):
+                continue
+            rows.append([w, impl, _f(hp.get("v")), _f(hp.get("open_empty")), _f(pm.get("alloc"), 0),
+                         _f(gm.get("alloc"), 0), _f(hpk.get("peak")), _f(fs.get("v")), _f(fe.get("v"))])
+    return _table(head, rows)
+
+
+def section_md(sec):
+    m = sec["meta"]
+    q = m["target"] == "qemu"
+    out = []
+    mc = m["machine"]
+    out.append("## Target `%s`\n" % m["target"])
+    out.append("- Run: %s, commit `%s`, `%s` (%.0f s).\n" % (m["date"], m["commit"], m["command"], m["seconds"]))
+    out.append("- MicroPython: `%s`.\n" % m["micropython"])
+    out.append("- Host: %s, %s cores, %s, load average %.2f at the end.\n" % (
+        mc["cpu"], mc["cores"], mc["os"], mc["load"] or 0))
+    if q:
+        out.append("- qemu `mps2-an385` (Cortex-M3) with `-icount shift=%d`: 1 instruction = %d ns of "
+                   "virtual time, so virtual µs x %d = instructions executed. Deterministic: one run. "
+                   "File mode: LittleFS on the RAM-backed `/flash`.\n"
+                   % (m["icount_shift"], 2 ** m["icount_shift"], 1000 // 2 ** m["icount_shift"]))
+        out.append("- " + ASSUMPTION + "\n")
+    else:
+        out.append("- unix port, `-X heapsize=%s`, every program in a fresh process, %d runs; figures are "
+                   "the median over runs of each run's statistic, ratios are per run (DB and raw from the "
+                   "same run) then the median, with the range over runs in brackets. Absolute µs on a "
+                   "shared 2-core machine are noise: read the ratios.\n" % (m["unix_heap"], m["runs"]))
+    out.append("- Seed workload repeated %d times per program (fresh database each time).\n" % m["seed_reps"])
+    if sec.get("failures"):
+        out.append("\n**Failed programs:**\n")
+        for f in sec["failures"]:
+            out.append("- run %d %s/%s/%s: %s\n" % (f["run"], f["work"], f["mode"], f["impl"],
+                                                    "; ".join(f["errors"]) or f["tail"].splitlines()[-1:]))
+    out.append("\n### Goals\n\n")
+    out.append(_table(["goal", "target", "measured", "status"], [list(r) for r in goals(sec)]))
+    out.append("\n### Seed workload (the earlier report's mix)\n\n")
+    out.append(seed_table(sec))
+    qd = sec["summary"]["ops"].get(_key("seed", "mem", "db", "query"), {})
+    qr = sec["summary"]["ops"].get(_key("seed", "mem", "raw", "query"), {})
+    if qd.get("counts"):
+        c = [x for x in qd["counts"] if x is not None]
+        out.append("\nQuery result counts (DB, memory): %s (mean %.2f; seed: mean 2.60, range 0-15)."
+                   % (qd["counts"], sum(c) / max(1, len(c))))
+        if qr.get("counts") and qr["counts"] != qd["counts"]:
+            out.append(" **Differs from the raw scan's counts %s.**" % qr["counts"])
+        elif qr.get("counts"):
+            out.append(" Same counts as the raw scan.")
+        if qd.get("errors"):
+            out.append(" Queries the engine rejected: %s." % qd["errors"])
+        out.append("\n")
+    for n in _sizes(sec):
+        out.append("\n### %d documents\n\n" % n)
+        out.append(scaled_table(sec, n))
+    out.append("\n### Heap and file size\n\n")
+    out.append(heap_table(sec))
+    return "".join(out)
+
+
+def markdown(data):
+    out = ["# MicroTetherDB benchmarks\n\n",
+           "Generated by `make bench` (`scripts/bench/run.py`); do not edit by hand: the figures and "
+           "the JSON (`benchmarks.json`) are rewritten by each run.\n\n",
+           "**Method.** Each program runs inside the built MicroPython firmware. `DB` is MicroTetherDB "
+           "(frozen); `raw` is the floor: the same operations done directly on `btree` with `json` by a "
+           "minimal loop (counter keys, `json.dumps`/`json.loads`, queries and TTL cleanup as a full scan "
+           "with a Python predicate; in file mode it flushes after every write call, like the database's "
+           "default). Per call the time is `time.ticks_us()` around the bare call (the median cost of an "
+           "empty timer pair is subtracted). Every 1/20th call is a heap sample: `gc.collect()` before it "
+           "(untimed) and `gc.mem_alloc()` after gives the bytes it allocated (`alloc/call`) and the peak "
+           "(live heap before + allocated, an upper bound). Other calls run with the collector on, so "
+           "collection pauses land in the calls that trigger them (visible in p95/max). Heap per record: "
+           "live heap of an in-memory database holding N records minus the empty one, / N.\n\n"]
+    for t in ("qemu", "unix"):
+        if t in data:
+            out.append(section_md(data[t]))
+            out.append("\n")
+    out.append("## Plot\n\n![per-operation cost vs database size](bench.png)\n")
+    return "".join(out)
+
+
+def console(sec):
+    return "\n".join(["Goals (%s):" % sec["meta"]["target"]] +
+                     ["  %-38s %-26s %s | %s" % r for r in goals(sec)])
+
+
+PLOT_OPS = (("put", 1), ("get", 1), ("overwrite", 1), ("delete", 1), ("query_range", 1),
+            ("put_batch100", 100), ("delete_batch100", 100), ("cleanup_half", None))
+
+
+def plot(data, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    targets = [t for t in ("qemu", "unix") if t in data]
+    fig, axes = plt.subplots(len(targets), len(PLOT_OPS), figsize=(3.0 * len(PLOT_OPS), 3.2 * len(targets)),
+                             squeeze=False)
+    styles = {("db", "mem"): ("tab:blue", "-", "o"), ("db", "file"): ("tab:red", "-", "s"),
+              ("raw", "mem"): ("tab:blue", ":", "o"), ("raw", "file"): ("tab:red", ":", "s")}
+    for row, t in enumerate(targets):
+        sec = data[t]
+        ops = sec["summary"]["ops"]
+        ns = _sizes(sec)
+        q = t == "qemu"
+        for col, (op, per) in enumerate(PLOT_OPS):
+            ax = axes[row][col]
+            for (impl, mode), (c, ls, mk) in styles.items():
+                xs, ys = [], []
+                for n in ns:
+                    e = ops.get(_key("n%d" % n, mode, impl, op))
+                    if not e:
+                        continue
+                    div = per if per else (n + 1) // 2
+                    y = (e["esp32_ms_median"] * 1000 if q else e["median"]) / div
+                    xs.append(n)
+                    ys.append(max(y, 0.01))
+                if xs:
+                    ax.plot(xs, ys, color=c, linestyle=ls, marker=mk, label="%s %s" % (impl, mode))
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_title("%s%s" % (op, " /item" if per != 1 else ""), fontsize=9)
+            ax.tick_params(labelsize=7)
+            ax.grid(True, which="both", alpha=0.3)
+            if col == 0:
+                ax.set_ylabel("ESP32 est. µs (qemu)" if q else "host µs (unix)", fontsize=8)
+            if row == len(targets) - 1:
+                ax.set_xlabel("documents", fontsize=8)
+        axes[row][0].legend(fontsize=7)
+    fig.suptitle("MicroTetherDB per-operation cost (median) vs database size; dotted = raw btree+json floor",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    src = sys.argv[1] if len(sys.argv) > 1 else "docs/benchmarks.json"
+    dst = sys.argv[2] if len(sys.argv) > 2 else os.path.dirname(src)
+    with open(src) as f:
+        data = json.load(f)
+    for t in data:
+        data[t]["summary"] = summarize(data[t])
+    with open(os.path.join(dst, "benchmarks.md"), "w") as f:
+        f.write(markdown(data))
+    plot(data, os.path.join(dst, "bench.png"))

@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""Benchmark driver (host side, CPython 3.11).
+
+Runs the device-side benchmark programs (dev_*.py beside this file) inside
+the built MicroPython -- the unix port (build/unix/micropython) or the qemu
+Cortex-M3 image (build/qemu/firmware.elf, under `-icount`) -- collects the
+`@@B {json}` lines they print and writes:
+
+  docs/benchmarks.json  all records plus a summary, one section per target
+  docs/benchmarks.md    tables (seed workload, scaled workloads, heap, goals)
+  docs/bench.png        per-operation cost vs database size (matplotlib)
+
+Each program is one (implementation, storage mode, workload) triple:
+implementation `raw` (btree + json by a minimal loop, the floor) or `db`
+(MicroTetherDB), mode `mem` (BytesIO) or `file`, workload `seed` (the
+earlier report's mix) or `nN` (scaled, N documents). Every program runs in
+a fresh interpreter (unix: a new process; qemu: a soft reset).
+
+    python3 scripts/bench/run.py --target unix --sizes 100,1000,10000 --runs 5
+    python3 scripts/bench/run.py --target qemu --sizes 100,1000
+    python3 scripts/bench/run.py --smoke --out /tmp/x    # tiny, for tests
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+import report  # noqa: E402
+
+UNIX_BIN = os.path.join(ROOT, "build", "unix", "micropython")
+QEMU_ELF = os.path.join(ROOT, "build", "qemu", "firmware.elf")
+UNIX_HEAP = "32M"
+ICOUNT_SHIFT = 0  # 1 instruction = 2**0 ns of virtual time: us * 1000 = instructions
+MARK = "@@B "
+
+
+def program(cfg, impl, work):
+    """The device program: CFG line + common + implementation + workload."""
+    parts = ["CFG = %r\n" % (cfg,)]
+    for name in ("dev_common.py", "dev_%s.py" % impl,
+                 "dev_seed.py" if work == "seed" else "dev_scaled.py"):
+        with open(os.path.join(HERE, name)) as f:
+            parts.append(f.read())
+    return "\n".join(parts)
+
+
+def parse(text):
+    recs = []
+    for line in text.splitlines():
+        i = line.find(MARK)
+        if i >= 0:
+            try:
+                recs.append(json.loads(line[i + len(MARK):]))
+            except ValueError:
+                pass
+    return recs
+
+
+class UnixRunner:
+    name = "unix"
+
+    def __init__(self, binary=UNIX_BIN, heap=UNIX_HEAP):
+        if not os.path.exists(binary):
+            raise SystemExit("no %s: run `make firmware` first" % binary)
+        self.binary = binary
+        self.heap = heap
+        self.tmp = tempfile.mkdtemp(prefix="mtdb-bench-")
+        self.devdir = self.tmp
+
+    def run(self, src, timeout):
+        path = os.path.join(self.tmp, "prog.py")
+        with open(path, "w") as f:
+            f.write(src)
+        p = subprocess.run([self.binary, "-X", "heapsize=" + self.heap, path],
+                           capture_output=True, text=True, timeout=timeout, cwd=self.tmp)
+        return p.stdout + p.stderr
+
+    def version(self):
+        src = "import sys; print(sys.implementation, sys.version)"
+        return self.run(src, 30).strip()
+
+    def close(self):
+        import shutil
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class QemuRunner:
+    """Runs programs in the qemu image through scripts/qemu_run.py's QemuSession."""
+    name = "qemu"
+
+    def __init__(self, elf=QEMU_ELF, shift=ICOUNT_SHIFT):
+        if not os.path.exists(elf):
+            raise SystemExit("no %s: run `make firmware TARGET=qemu` first" % elf)
+        sys.path.insert(0, os.path.join(ROOT, "scripts"))
+        import qemu_run
+        self.shift = shift
+        self.extra = ["-icount", "shift=%d" % shift]
+        self.session = qemu_run.QemuSession(elf, extra_args=self.extra)
+        self.session.__enter__()
+        self.devdir = "/flash/bench"
+        self.session.run_code("import os\ntry:\n os.mkdir('/flash/bench')\nexcept OSError:\n pass\n")
+
+    def run(self, src, timeout):
+        return self.session.run_code(src, timeout=timeout)
+
+    def version(self):
+        return self.run("import sys; print(sys.implementation, sys.version)", 60).strip()
+
+    def close(self):
+        self.session.__exit__(None, None, None)
+
+
+def git_commit():
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                              capture_output=True, text=True).stdout.strip() or None
+    except OSError:
+        return None
+
+
+def machine():
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "os": platform.platform(),
+            "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+
+
+def plan(args):
+    """The list of (work, mode, impl, cfg-extra) programs of one run."""
+    progs = []
+    for mode in args.modes:
+        for impl in ("raw", "db"):
+            progs.append(("seed", mode, impl, {"reps": args.reps}))
+    for n in args.sizes:
+        for mode in args.modes:
+            if args.target == "qemu" and mode == "mem" and n > args.qemu_mem_max:
+                continue
+            for impl in ("raw", "db"):
+                extra = {"n": n, "qreps": 3 if n >= 10000 else 5}
+                if args.smoke:
+                    extra.update({"qreps": 2, "b10": 2, "b100": 1})
+                progs.append(("n%d" % n, mode, impl, extra))
+    return progs
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--target", default="unix", choices=("unix", "qemu"))
+    ap.add_argument("--sizes", default="", help="default unix 100,1000,10000; qemu 100,1000")
+    ap.add_argument("--modes", default="mem,file")
+    ap.add_argument("--runs", type=int, default=None,
+                    help="repeat every program (unix default 5; qemu 1: deterministic)")
+    ap.add_argument("--reps", type=int, default=None, help="seed workload repetitions per program")
+    ap.add_argument("--qemu-mem-max", type=int, default=1000,
+                    help="largest N run in memory mode on qemu (~140 KB heap)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "docs"))
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, one run, no plot")
+    ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--timeout", type=int, default=1800)
+    ap.add_argument("--dbopts", default="{}", help="JSON dict of extra MicroTetherDB kwargs")
+    args = ap.parse_args(argv)
+    if not args.sizes:
+        args.sizes = "100,1000" if args.target == "qemu" else "100,1000,10000"
+    args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    args.modes = [m for m in args.modes.split(",") if m]
+    if args.smoke:
+        args.sizes = [20]
+        args.runs = 1
+        args.reps = 1
+        args.no_plot = True
+    if args.runs is None:
+        args.runs = 1 if args.target == "qemu" else 5
+    if args.reps is None:
+        args.reps = 3 if args.target == "qemu" else 5
+    dbopts = json.loads(args.dbopts)
+
+    runner = UnixRunner() if args.target == "unix" else QemuRunner()
+    t_start = time.time()
+    records = []
+    failures = []
+    try:
+        version = runner.version()
+        progs = plan(args)
+        for run in range(args.runs):
+            for work, mode, impl, extra in progs:
+                cfg = {"impl": impl, "mode": mode, "work": work, "dir": runner.devdir,
+                       "target": args.target, "sync": True, "dbopts": dbopts}
+                cfg.update(extra)
+                t0 = time.time()
+                try:
+                    out = runner.run(program(cfg, impl, work), args.timeout)
+                except subprocess.TimeoutExpired:
+                    out = "timeout after %ds" % args.timeout
+                recs = parse(out)
+                ok = any(r.get("t") == "end" for r in recs)
+                errs = [r for r in recs if r.get("t") == "err"]
+                for r in recs:
+                    r["run"] = run
+                    r.setdefault("impl", impl)
+                    r.setdefault("mode", mode)
+                    r.setdefault("work", work)
+                records.extend(recs)
+                status = "ok" if ok and not errs else "FAILED"
+                print("[bench %s run %d] %-6s %-4s %-3s %5.1fs %s" % (
+                    args.target, run, work, mode, impl, time.time() - t0, status), flush=True)
+                if not ok or errs:
+                    tail = "\n".join(out.strip().splitlines()[-12:])
+                    failures.append({"run": run, "work": work, "mode": mode, "impl": impl,
+                                     "errors": [e["error"] for e in errs], "tail": tail})
+                    print(tail, file=sys.stderr)
+    finally:
+        runner.close()
+
+    section = {
+        "meta": {
+            "target": args.target,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": machine(),
+            "micropython": version,
+            "commit": git_commit(),
+            "runs": args.runs, "seed_reps": args.reps, "sizes": args.sizes, "modes": args.modes,
+            "unix_heap": UNIX_HEAP if args.target == "unix" else None,
+            "icount_shift": runner.shift if args.target == "qemu" else None,
+            "dbopts": dbopts,
+            "seconds": round(time.time() - t_start, 1),
+            "command": "scripts/bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        },
+        "failures": failures,
+        "records": records,
+    }
+    section["summary"] = report.summarize(section)
+    os.makedirs(args.out, exist_ok=True)
+    jpath = os.path.join(args.out, "benchmarks.json")
+    data = {}
+    if os.path.exists(jpath) and not args.smoke:
+        try:
+            with open(jpath) as f:
+                data = json.load(f)
+        except ValueError:
+            data = {}
+    data[args.target] = section
+    with open(jpath, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+    md = report.markdown(data)
+    with open(os.path.join(args.out, "benchmarks.md"), "w") as f:
+        f.write(md)
+    if not args.no_plot:
+        try:
+            report.plot(data, os.path.join(args.out, "bench.png"))
+        except ImportError:
+            print("matplotlib missing (pip install matplotlib): no plot", file=sys.stderr)
+    print(report.console(section))
+    print("wrote %s (%d records, %d failures, %.0fs)" % (jpath, len(records), len(failures),
+                                                         time.time() - t_start))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
