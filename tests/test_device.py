@@ -1,0 +1,123 @@
+"""Runs the device-side tests (tests/device/test_*.py) on the chosen target.
+
+A device test file is MicroPython code defining ``test_*`` functions that use
+plain ``assert``. Each file runs once, in one MicroPython process (or one
+``mpremote run`` on a board), with a footer appended that defines the globals
+``TMP`` (a fresh writable directory per test), ``TARGET`` ('unix', 'qemu',
+'serial') and ``skip(reason)``, then calls the tests in file order and prints
+one status line each. Every test function becomes its own pytest item here.
+The footer comes after the file so line numbers in tracebacks are the file's.
+"""
+
+import ast
+import glob
+import os
+
+import pytest
+
+DEVICE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "device")
+
+FOOTER = '''
+
+# ---- appended by tests/test_device.py ----
+class _Skip(Exception):
+    pass
+
+
+def skip(reason=""):
+    raise _Skip(reason)
+
+
+def _run_tests(base, target, names):
+    import gc, os, sys
+    global TMP, TARGET
+    TARGET = target
+    path = ""
+    for part in base.split("/"):
+        if not part:
+            continue
+        path = path + "/" + part if (path or base[0] == "/") else part
+        try:
+            os.mkdir(path)
+        except OSError:
+            pass
+    for i, name in enumerate(names):
+        TMP = base + "/t" + str(i)
+        try:
+            os.mkdir(TMP)
+        except OSError:
+            pass
+        gc.collect()
+        try:
+            globals()[name]()
+            print("@@PASS", name)
+        except _Skip as e:
+            print("@@SKIP", name, e.args[0] if e.args else "")
+        except Exception as e:
+            print("@@FAIL", name)
+            sys.print_exception(e)
+            print("@@END", name)
+    print("@@DONE")
+
+
+_run_tests(%r, %r, %r)
+'''
+
+
+def _device_tests():
+    """(file, test name) pairs, in file order, found without running anything."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(DEVICE_DIR, "test_*.py"))):
+        with open(path) as f:
+            tree = ast.parse(f.read(), path)
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                out.append((os.path.basename(path), node.name))
+    return out
+
+
+def _parse(output):
+    """Map test name -> (status, detail) from the footer's status lines."""
+    results, current, lines = {}, None, []
+    for line in output.splitlines():
+        if line.startswith("@@PASS "):
+            results[line[7:].strip()] = ("pass", "")
+        elif line.startswith("@@SKIP "):
+            name, _, why = line[7:].partition(" ")
+            results[name] = ("skip", why)
+        elif line.startswith("@@FAIL "):
+            current, lines = line[7:].strip(), []
+        elif line.startswith("@@END ") and current:
+            results[current] = ("fail", "\n".join(lines))
+            current = None
+        elif current:
+            lines.append(line)
+    return results
+
+
+_file_results = {}
+
+
+def _results_for(target, filename):
+    if filename not in _file_results:
+        with open(os.path.join(DEVICE_DIR, filename)) as f:
+            src = f.read()
+        names = [n for fn, n in _device_tests() if fn == filename]
+        program = src + FOOTER % (target.tmpdir(), target.name, names)
+        output = target.run_code(program)
+        _file_results[filename] = (_parse(output), output)
+    return _file_results[filename]
+
+
+@pytest.mark.parametrize("filename,name", _device_tests(),
+                         ids=["%s::%s" % t for t in _device_tests()])
+def test_device(target, filename, name):
+    results, output = _results_for(target, filename)
+    if name not in results:
+        pytest.fail("%s did not report (crash, MemoryError at import, or hang?); "
+                    "end of output:\n%s" % (name, output[-3000:]))
+    status, detail = results[name]
+    if status == "skip":
+        pytest.skip(detail)
+    if status == "fail":
+        pytest.fail(detail, pytrace=False)
