@@ -1,0 +1,139 @@
+# Record encoding.
+#
+# A stored value is a small binary header followed by the JSON document:
+#   byte 0      flags: bit0 = expiry present, bit1 = tags present
+#   [4 bytes]   expiry, unsigned big-endian clock seconds       (if bit0)
+#   [1 byte n]  number of tags, then n x (1 byte length + UTF-8) (if bit1)
+#   rest        the document as UTF-8 JSON
+# Expiry and tags can be read without decoding the JSON.
+import json
+
+from .errors import CorruptDBError
+
+F_EXP = 1
+F_TAGS = 2
+MAX_DEPTH = 32
+
+
+def _check(v, depth):
+    t = type(v)
+    if t is str or t is int or t is bool or v is None:
+        return
+    if t is float:
+        if v - v != 0:
+            raise ValueError("data: NaN and infinity are not JSON")
+        return
+    if depth > MAX_DEPTH:
+        raise ValueError("data: nested deeper than %d" % MAX_DEPTH)
+    if isinstance(v, dict):
+        for k in v:
+            if type(k) is not str:
+                raise TypeError("data: dict keys must be str, not %s" % type(k).__name__)
+            _check(v[k], depth + 1)
+    elif t is list or t is tuple:
+        for x in v:
+            _check(x, depth + 1)
+    else:
+        raise TypeError("data: %s is not JSON-serialisable" % t.__name__)
+
+
+def tags_bytes(tags):
+    # Validate tags (None, one str, or a list/tuple of str) -> header bytes or None.
+    if tags is None:
+        return None
+    if type(tags) is str:
+        tags = (tags,)
+    elif type(tags) is not list and type(tags) is not tuple:
+        raise TypeError("tags must be a str or a list of str")
+    if not tags:
+        return None
+    if len(tags) > 255:
+        raise ValueError("tags: at most 255 tags")
+    out = bytearray((len(tags),))
+    for t in tags:
+        if type(t) is not str:
+            raise TypeError("tags must be str, not %s" % type(t).__name__)
+        b = t.encode()
+        if not b or len(b) > 255:
+            raise ValueError("tags: each tag must be 1..255 bytes")
+        out.append(len(b))
+        out.extend(b)
+    return out
+
+
+def encode(doc, expiry, tagb, max_size):
+    if not isinstance(doc, dict):
+        raise TypeError("data must be a dict, not %s" % type(doc).__name__)
+    _check(doc, 0)
+    b = json.dumps(doc).encode()
+    if len(b) > max_size:
+        raise ValueError(
+            "document is %d bytes as JSON, over the limit of %d (max_doc_size)" % (len(b), max_size)
+        )
+    if expiry is None and tagb is None:
+        return b"\x00" + b
+    h = bytearray(1)
+    if expiry is not None:
+        h[0] = F_EXP
+        h.extend(expiry.to_bytes(4, "big"))
+    if tagb is not None:
+        h[0] |= F_TAGS
+        h.extend(tagb)
+    h.extend(b)
+    return bytes(h)
+
+
+def expiry(raw):
+    # Expiry of a stored value (int) or None, without allocating.
+    if raw[0] & F_EXP:
+        return (raw[1] << 24) | (raw[2] << 16) | (raw[3] << 8) | raw[4]
+    return None
+
+
+def _tags(raw, p):
+    n = raw[p]
+    p += 1
+    lst = []
+    for _ in range(n):
+        ln = raw[p]
+        lst.append(str(raw[p + 1 : p + 1 + ln], "utf-8"))
+        p += 1 + ln
+    return tuple(lst), p
+
+
+def header(raw):
+    # -> (expiry or None, tags tuple), no JSON decoding.
+    f = raw[0]
+    if f & ~(F_EXP | F_TAGS):
+        raise CorruptDBError("bad record header")
+    if f & F_TAGS:
+        return expiry(raw), _tags(raw, 5 if f & F_EXP else 1)[0]
+    return expiry(raw), ()
+
+
+def body_offset(raw):
+    f = raw[0]
+    p = 5 if f & F_EXP else 1
+    if f & F_TAGS:
+        n = raw[p]
+        p += 1
+        for _ in range(n):
+            p += 1 + raw[p]
+    return p
+
+
+def doc(raw):
+    f = raw[0]
+    if f & ~(F_EXP | F_TAGS):
+        raise CorruptDBError("bad record header")
+    p = 1 if f == 0 else body_offset(raw)
+    try:
+        return json.loads(memoryview(raw)[p:])
+    except ValueError:
+        raise CorruptDBError("bad record document")
+
+
+def decode(raw):
+    # -> (expiry or None, tags tuple, doc dict)
+    e, t = header(raw)
+    return e, t, doc(raw)

@@ -1,0 +1,147 @@
+# The btree handle: opening over io.BytesIO or a file, the commit point,
+# the in-memory budget, closing and purging.
+import btree
+import os
+
+from .errors import CorruptDBError, DBFullError
+
+# Pages one btree insert may allocate at worst (leaf split cascading up a
+# tree of depth <= 3, plus a new root).  Overflow pages are added on top.
+_INSERT_PAGES = 4
+_BTREEMAGIC = 0x053162
+
+
+def _mkdirs(path):
+    # Create the parent folders of `path` (MicroPython has no makedirs).
+    cur = "/" if path.startswith("/") else ""
+    for p in path.split("/")[:-1]:
+        if not p:
+            continue
+        cur += p
+        try:
+            os.stat(cur)
+        except OSError:
+            os.mkdir(cur)
+        cur += "/"
+
+
+class Storage:
+    def __init__(self, filename, in_memory, pagesize, cachesize, budget):
+        self.filename = filename
+        self.mem = in_memory
+        self.psize = pagesize
+        self.csize = cachesize
+        self.budget = budget  # bytes, memory mode only (None = unlimited)
+        self.flushes = 0
+        self.bt = None
+        self.f = None
+        self.new = False
+        self._room = 0
+        self._open()
+
+    def _open(self):
+        if self.mem:
+            import io
+
+            f = io.BytesIO()
+            self.new = True
+        else:
+            fn = self.filename
+            size = -1
+            try:
+                st = os.stat(fn)
+                if st[0] & 0x4000:
+                    raise ValueError("filename: %s is a directory" % fn)
+                size = st[6]
+            except OSError:
+                _mkdirs(fn)
+            self.new = size <= 0
+            f = open(fn, "w+b" if self.new else "r+b")
+        try:
+            self.bt = btree.open(f, pagesize=self.psize, cachesize=self.csize)
+        except Exception as e:
+            f.close()
+            raise CorruptDBError("%s is not a MicroTetherDB database (btree: %r)" % (self.filename, e))
+        self.f = f
+        if self.mem and self.budget is not None:
+            self._room = self.measure()
+
+    # --- the single commit point -------------------------------------------
+    def commit(self):
+        # Make everything written so far durable: btree.flush() writes the
+        # dirty pages and the btree metadata, then syncs the stream (on
+        # LittleFS that sync is the atomic commit of the file).
+        if self.mem:
+            return
+        self.bt.flush()
+        self.flushes += 1
+
+    def close(self):
+        bt, f = self.bt, self.f
+        self.bt = None
+        self.f = None
+        try:
+            if bt is not None:
+                bt.close()
+        finally:
+            if f is not None:
+                f.close()
+
+    def purge(self):
+        # Drop everything: close, delete the file, open a fresh empty store.
+        self.close()
+        if not self.mem:
+            try:
+                os.remove(self.filename)
+            except OSError:
+                pass
+        self._open()
+
+    def size(self):
+        # Bytes in the stream (BytesIO or file) as last written by btree.
+        return self.f.seek(0, 2)
+
+    # --- memory budget (ram_percentage) -------------------------------------
+    def _read4(self, off, buf):
+        f = self.f
+        f.seek(off)
+        f.readinto(buf)
+        return int.from_bytes(buf, "little")
+
+    def measure(self):
+        # Pages that may still be allocated within the budget: free pages on
+        # btree's free list plus unused budget.  Flushes the btree cache into
+        # the BytesIO first so its size and metadata are exact.
+        self.bt.flush()
+        size = self.size()
+        psize = self.psize
+        free = 0
+        if size >= psize:
+            buf = bytearray(4)
+            if self._read4(0, buf) == _BTREEMAGIC:
+                pg = self._read4(12, buf)  # BTMETA.free
+                npages = size // psize
+                while 0 < pg < npages and free < npages:
+                    free += 1
+                    pg = self._read4(pg * psize + 8, buf)  # PAGE.nextpg
+        return free + (self.budget - size) // psize
+
+    def pages_for(self, nbytes):
+        # Worst-case pages a put of a record of nbytes may allocate.
+        ovfl = (self.psize - 20) // 2 - 16
+        if nbytes <= ovfl:
+            return _INSERT_PAGES
+        return _INSERT_PAGES + (nbytes + self.psize - 21) // (self.psize - 20)
+
+    def reserve(self, pages):
+        # Raise DBFullError (before anything is written) unless `pages` more
+        # pages fit in the budget.
+        if self.budget is None:
+            return
+        if self._room < pages:
+            self._room = self.measure()
+            if self._room < pages:
+                raise DBFullError(
+                    "in-memory database full: %d of %d bytes used (ram_percentage)" % (self.size(), self.budget)
+                )
+        self._room -= pages
