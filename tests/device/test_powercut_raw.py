@@ -23,8 +23,10 @@ STEP = 3 if TARGET == "qemu" else 1  # qemu: every 3rd cut point (slower)
 
 try:
     from microtetherdb.repair import check as _check
+    from microtetherdb import journal
 except ImportError:
     _check = None
+    journal = None
 
 
 class Dev:
@@ -133,7 +135,7 @@ def make_ops():
 OPS = make_ops()
 
 
-def run(kind, image, cut_at, torn):
+def run(kind, image, cut_at, torn, jnl=False):
     # run the workload; return (allowed states, stopped early?)
     dev = Dev(image)
     dev.cut_at = cut_at
@@ -142,7 +144,10 @@ def run(kind, image, cut_at, torn):
     model = {}
     allowed = None
     try:
-        f = open(MP + "/t.db", "w+b")
+        if jnl:
+            f = journal.JFile(MP + "/t.db")
+        else:
+            f = open(MP + "/t.db", "w+b")
         db = btree.open(f, pagesize=512, cachesize=2048)
         db.flush()
         if dev.undo is not None:
@@ -173,13 +178,15 @@ def run(kind, image, cut_at, torn):
     return dev, allowed
 
 
-def verify(kind, dev, allowed):
+def verify(kind, dev, allowed, jnl=False):
     # 'ok', 'mount', 'open' (corrupt / cannot open) or 'lost'
     try:
         mount(kind, dev)
     except OSError:
         return "mount"
     try:
+        if jnl:
+            journal.recover(MP + "/t.db")
         try:
             f = open(MP + "/t.db", "r+b")
         except OSError:
@@ -193,6 +200,9 @@ def verify(kind, dev, allowed):
             except Exception:
                 f.close()
                 return "open"
+        if jnl:
+            f.close()
+            f = journal.JFile(MP + "/t.db")
         db = btree.open(f, pagesize=512)
         got = {}
         for k, v in db.items():
@@ -207,22 +217,22 @@ def verify(kind, dev, allowed):
         umount()
 
 
-def sweep(kind, nblocks, torn):
+def sweep(kind, nblocks, torn, jnl=False):
     image = fresh_image(kind, nblocks)
-    dev, allowed = run(kind, image, 0, False)  # count the writes
+    dev, allowed = run(kind, image, 0, False, jnl)  # count the writes
     total = dev.total
-    dev, allowed = run(kind, image, total + 1, False)
-    assert verify(kind, dev, allowed) == "ok"
+    dev, allowed = run(kind, image, total + 1, False, jnl)
+    assert verify(kind, dev, allowed, jnl) == "ok"
     res = {"ok": 0, "mount": 0, "open": 0, "lost": 0}
     tried = 0
     for n in range(1, total + 1, STEP):
-        dev, allowed = run(kind, image, n, torn)
-        res[verify(kind, dev, allowed)] += 1
+        dev, allowed = run(kind, image, n, torn, jnl)
+        res[verify(kind, dev, allowed, jnl)] += 1
         tried += 1
         if n % 50 == 0:
             gc.collect()
-    print("raw btree %s torn=%s: write events %d, cut points %d, ok %d, mount fail %d, "
-          "open/corrupt %d, lost %d" % (kind, torn, total, tried, res["ok"], res["mount"],
+    print("raw btree %s%s torn=%s: write events %d, cut points %d, ok %d, mount fail %d, "
+          "open/corrupt %d, lost %d" % (kind, " + journal" if jnl else "", torn, total, tried, res["ok"], res["mount"],
                                          res["open"], res["lost"]))
     return total, tried, res
 
@@ -246,3 +256,19 @@ def test_raw_btree_fat_is_not_atomic():
     total, tried, res = sweep("fat", 128, False)
     assert tried > 50, total
     assert res["ok"] < tried, res
+
+
+def test_raw_btree_fat_with_journal():
+    # microtetherdb.journal.JFile makes each flush atomic on FAT
+    if journal is None:
+        skip("microtetherdb not frozen in")
+    total, tried, res = sweep("fat", 128, False, True)
+    assert tried > 50, total
+    assert res["ok"] == tried, res
+
+
+def test_raw_btree_fat_with_journal_torn():
+    if journal is None:
+        skip("microtetherdb not frozen in")
+    total, tried, res = sweep("fat", 128, True, True)
+    assert res["ok"] == tried, res
