@@ -13,5 +13,12 @@ test:                ## install test tools, build, run every test (unix, then th
 source:              ## fetch, verify and patch the pinned MicroPython source into build/src
 	$(PYTHON) -m firmware source
 
+.PHONY: esp32 mpy
+esp32:               ## ESP32 images with Docker into firmware/dist (BOARD=all or e.g. MTDB_ESP32_GENERIC_S3-SPIRAM_OCT)
+	$(PYTHON) -m firmware esp32 --board $(or $(BOARD),all)
+
+mpy:                 ## the package as .mpy files + package.json in build/mpy (mip / mpremote cp)
+	$(PYTHON) -m firmware mpy
+
 clean:               ## remove build outputs (downloads stay cached in ~/.cache/microtetherdb)
 	rm -rf build

@@ -5,6 +5,9 @@ Commands:
   firmware [--target T]       build firmware for T (unix, qemu)
   test [--target T] [-- ARGS] install test tools, build, run pytest (all targets
                               of TEST_TARGETS unless --target is given)
+  esp32 --board B|all         ESP32 images with Docker into firmware/dist
+  mpy [--march A]             the package as .mpy (+ package.json) in build/mpy
+  mpy-cross                   build the in-tree mpy-cross
 """
 
 import argparse
@@ -13,7 +16,7 @@ import os
 import subprocess
 import sys
 
-from . import pins, source
+from . import pins, source, target_esp32
 from .system import ROOT, ensure_apt, ensure_pip, log
 
 # Targets that `make test` builds and runs the device-side suite on.
@@ -73,6 +76,7 @@ def main(argv=None):
     t.add_argument("--target", default=None)
     t.add_argument("pytest_args", nargs="*")
     t.set_defaults(func=cmd_test)
+    target_esp32.add_commands(sub)  # esp32, mpy, mpy-cross
     args = p.parse_args(argv)
     args.func(args)
 
