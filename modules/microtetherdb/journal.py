@@ -227,6 +227,18 @@ class JFile(io.IOBase):
             return 0
         return -_EINVAL
 
+    def seek(self, off, whence=0):
+        # Python-level seek/tell for callers other than btree (e.g. stats)
+        if whence == 1:
+            off += self.pos
+        elif whence == 2:
+            off += self.size
+        self.pos = off
+        return off
+
+    def tell(self):
+        return self.pos
+
     # --- transactions --------------------------------------------------------
     def _begin(self):
         self.seq += 1
@@ -287,13 +299,28 @@ class JFile(io.IOBase):
             f.close()
 
 
-def open_file(path):
-    # The stream btree should run over for the database file `path`: a JFile
-    # on FAT, a plain file elsewhere (after recovering a journal left by a
-    # JFile, e.g. the card was moved). Returns (stream, recovered) where
+def open_db(path):
+    # Open the database file `path` for btree (its parent folder exists):
+    # recover a journal left by a power cut, check an existing file page by
+    # page (a corrupt file raises CorruptDBError naming it, before btree can
+    # touch it), and return (stream, new, recovered): a JFile on FAT, a
+    # plain file elsewhere; new is True for a missing or empty file;
     # recovered is None, "replayed" or "discarded".
-    if needed(path):
-        jf = JFile(path)
-        return jf, jf.recovered
     rec = recover(path)
-    return open(path, "r+b" if _exists(path) else "w+b"), rec
+    try:
+        size = os.stat(path)[6]
+    except OSError:
+        size = 0
+    new = size == 0
+    if not new:
+        from .repair import check
+
+        f = open(path, "rb")
+        try:
+            check(f, path)
+        finally:
+            f.close()
+    if needed(path):
+        return JFile(path), new, rec
+    return open(path, "w+b" if new else "r+b"), new, rec
+

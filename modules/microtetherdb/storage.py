@@ -55,8 +55,10 @@ class Storage:
                 size = st[6]
             except OSError:
                 _mkdirs(fn)
-            self.new = size <= 0
-            f = open(fn, "w+b" if self.new else "r+b")
+            # journal.open_db: journal recovery, page check, FAT journal
+            from .journal import open_db
+
+            f, self.new, self.recovered = open_db(fn)
         try:
             self.bt = btree.open(f, pagesize=self.psize, cachesize=self.csize)
         except Exception as e:
