@@ -1,0 +1,136 @@
+# Argument validation and error types.
+from microtetherdb import MicroTetherDB, DBError, DBLock, DBFullError, CorruptDBError
+
+
+def _raises(exc, fn, *a, **k):
+    try:
+        fn(*a, **k)
+    except exc as e:
+        return str(e)
+    raise AssertionError("%s not raised" % exc.__name__)
+
+
+def test_exception_hierarchy():
+    assert issubclass(DBLock, DBError)
+    assert issubclass(CorruptDBError, DBError)
+    assert issubclass(DBFullError, MemoryError)
+
+
+def test_unknown_kwarg_typeerror():
+    assert "bogus" in _raises(TypeError, MicroTetherDB, bogus=1)
+
+
+def test_constructor_values_named():
+    bad = [
+        ("filename", ""),
+        ("filename", 3),
+        ("in_memory", "yes"),
+        ("ram_percentage", 0),
+        ("ram_percentage", 101),
+        ("ram_percentage", "15"),
+        ("max_retries", -1),
+        ("max_retries", 1.5),
+        ("retry_delay", -0.1),
+        ("lock_timeout", -1),
+        ("ttl_check_interval", -5),
+        ("cleanup_interval", "x"),
+        ("btree_cachesize", -1),
+        ("btree_pagesize", 100),
+        ("btree_pagesize", 1000),
+        ("adaptive_threshold", 5),
+        ("autoflush", 0),
+        ("autoflush", "x"),
+        ("clock", 5),
+        ("max_doc_size", 0),
+    ]
+    for name, v in bad:
+        kw = {name: v}
+        msg = _raises(ValueError, MicroTetherDB, **kw)
+        assert name in msg, (name, msg)
+
+
+def test_attributes_readable():
+    db = MicroTetherDB(
+        "x.db", True, 10, 4, 0.5, 2.0, 30, 8192, 1024, False, None, cleanup_interval=20
+    )
+    assert db.filename == "x.db" and db.in_memory is True and db.ram_percentage == 10
+    assert db.max_retries == 4 and db.retry_delay == 0.5 and db.lock_timeout == 2.0
+    assert db.ttl_check_interval == 20 and db.cleanup_interval == 20
+    assert db.btree_cachesize == 8192 and db.btree_pagesize == 1024
+    assert db.adaptive_threshold is False and db.event_loop is None
+    assert db.autoflush is False and db.max_doc_size == 8192
+    db.close()
+    db = MicroTetherDB()
+    assert db.filename == "microtether.db" and db.ram_percentage == 15
+    assert db.max_retries == 3 and db.retry_delay == 0.1 and db.lock_timeout == 5.0
+    assert db.ttl_check_interval == 60 and db.btree_pagesize == 512 and db.btree_cachesize == 4096
+    db.close()
+
+
+def test_bad_keys():
+    db = MicroTetherDB()
+    _raises(ValueError, db.put, "", {"a": 1})
+    _raises(ValueError, db.put, b"", {"a": 1})
+    assert "128" in _raises(ValueError, db.put, "x" * 129, {"a": 1})
+    db.put("x" * 128, {"a": 1})
+    assert "reserved" in _raises(ValueError, db.put, b"\xffm", {"a": 1})
+    assert "reserved" in _raises(ValueError, db.get, b"\xfft")
+    _raises(ValueError, db.put, b"\xc3(", {"a": 1})  # invalid UTF-8
+    _raises(TypeError, db.get, 5)
+    _raises(ValueError, db.delete, "")
+    _raises(ValueError, db.delete_batch, ["ok", ""])
+    assert len(db) == 1
+    db.close()
+
+
+def test_bad_documents_write_nothing():
+    db = MicroTetherDB()
+    _raises(TypeError, db.put, [1, 2])
+    _raises(TypeError, db.put, "k", "not a dict")
+    _raises(TypeError, db.put, "k", {"a": object()})
+    _raises(TypeError, db.put, "k", {"a": {1: 2}})
+    _raises(TypeError, db.put, "k", {"a": b"bytes"})
+    _raises(TypeError, db.put, "k", {"a": {"b": [set()]}})
+    _raises(ValueError, db.put, "k", {"a": float("nan")})
+    _raises(ValueError, db.put, "k", {"a": float("inf")})
+    _raises(TypeError, db.put)
+    _raises(TypeError, db.delete)
+    assert len(db) == 0 and db.get("k") is None
+    db.close()
+
+
+def test_doc_size_limit():
+    db = MicroTetherDB()
+    db.put("ok", {"s": "x" * (8192 - 9)})  # {"s": "..."} is exactly 8192 bytes
+    msg = _raises(ValueError, db.put, "big", {"s": "x" * 8200})
+    assert "8192" in msg and "8209" in msg, msg
+    assert db.get("big") is None
+    assert db.get("ok")["s"] == "x" * (8192 - 9)
+    db.close()
+    db = MicroTetherDB(max_doc_size=100)
+    _raises(ValueError, db.put, {"s": "x" * 100})
+    db.put({"s": "x" * 50})
+    db.close()
+
+
+def test_bad_ttl_and_tags():
+    db = MicroTetherDB()
+    assert "ttl" in _raises(ValueError, db.put, "k", {"a": 1}, -1)
+    assert "ttl" in _raises(ValueError, db.put, "k", {"a": 1}, "10")
+    assert "ttl" in _raises(ValueError, db.put, "k", {"a": 1}, 1 << 40)
+    _raises(TypeError, db.put, "k", {"a": 1}, None, [1])
+    _raises(TypeError, db.put, "k", {"a": 1}, None, 5)
+    _raises(ValueError, db.put, "k", {"a": 1}, None, [""])
+    assert len(db) == 0
+    db.close()
+
+
+def test_no_mutation_on_error():
+    db = MicroTetherDB()
+    d = {"a": object()}
+    try:
+        db.put(d, tags=["t"])
+    except TypeError:
+        pass
+    assert list(d.keys()) == ["a"]
+    db.close()
