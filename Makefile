@@ -2,13 +2,16 @@
 PYTHON ?= python3
 TARGET ?= unix
 
-.PHONY: firmware test source clean
+.PHONY: firmware test source clean bench
 
 firmware:            ## build firmware for TARGET (unix: build/unix/micropython, qemu: build/qemu/firmware.elf)
 	$(PYTHON) -m firmware firmware --target $(TARGET)
 
 test:                ## install test tools, build, run every test (unix, then the device suite on qemu)
 	$(PYTHON) -m firmware test
+
+bench: firmware      ## benchmarks on TARGET (SIZES=100,1000,10000 RUNS=n): docs/benchmarks.{md,json}, docs/bench.png
+	$(PYTHON) scripts/bench/run.py --target $(TARGET) $(if $(SIZES),--sizes $(SIZES)) $(if $(RUNS),--runs $(RUNS))
 
 source:              ## fetch, verify and patch the pinned MicroPython source into build/src
 	$(PYTHON) -m firmware source

@@ -394,7 +394,9 @@ def plot(data, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     targets = [t for t in ("qemu", "unix") if t in data]
-    fig, axes = plt.subplots(len(targets), len(PLOT_OPS), figsize=(3.0 * len(PLOT_OPS), 3.2 * len(targets)),
+    ncol = 4
+    nrow = (len(PLOT_OPS) + ncol - 1) // ncol
+    fig, axes = plt.subplots(len(targets) * nrow, ncol, figsize=(3.1 * ncol, 2.7 * nrow * len(targets)),
                              squeeze=False)
     styles = {("db", "mem"): ("tab:blue", "-", "o"), ("db", "file"): ("tab:red", "-", "s"),
               ("raw", "mem"): ("tab:blue", ":", "o"), ("raw", "file"): ("tab:red", ":", "s")}
@@ -403,8 +405,9 @@ def plot(data, path):
         ops = sec["summary"]["ops"]
         ns = _sizes(sec)
         q = t == "qemu"
-        for col, (op, per) in enumerate(PLOT_OPS):
-            ax = axes[row][col]
+        for i, (op, per) in enumerate(PLOT_OPS):
+            col = i % ncol
+            ax = axes[row * nrow + i // ncol][col]
             for (impl, mode), (c, ls, mk) in styles.items():
                 xs, ys = [], []
                 for n in ns:
@@ -419,14 +422,14 @@ def plot(data, path):
                     ax.plot(xs, ys, color=c, linestyle=ls, marker=mk, label="%s %s" % (impl, mode))
             ax.set_xscale("log")
             ax.set_yscale("log")
-            ax.set_title("%s%s" % (op, " /item" if per != 1 else ""), fontsize=9)
+            ax.set_title("%s: %s%s" % (t, op, " /item" if per != 1 else ""), fontsize=9)
             ax.tick_params(labelsize=7)
             ax.grid(True, which="both", alpha=0.3)
             if col == 0:
                 ax.set_ylabel("ESP32 est. µs (qemu)" if q else "host µs (unix)", fontsize=8)
-            if row == len(targets) - 1:
+            if row == len(targets) - 1 and i // ncol == nrow - 1:
                 ax.set_xlabel("documents", fontsize=8)
-        axes[row][0].legend(fontsize=7)
+        axes[row * nrow][0].legend(fontsize=7)
     fig.suptitle("MicroTetherDB per-operation cost (median) vs database size; dotted = raw btree+json floor",
                  fontsize=10)
     fig.tight_layout()

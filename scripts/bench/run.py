@@ -44,6 +44,19 @@ ICOUNT_SHIFT = 0  # 1 instruction = 2**0 ns of virtual time: us * 1000 = instruc
 MARK = "@@B "
 
 
+def need(module, spec):
+    """Import `module`, installing `spec` from PyPI with pip first if it is missing."""
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        print("[bench] pip install %s" % spec, flush=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                        "--disable-pip-version-check", spec], check=True)
+        importlib.invalidate_caches()
+        return importlib.import_module(module)
+
+
 def program(cfg, impl, work):
     """The device program: CFG line + common + implementation + workload."""
     parts = ["CFG = %r\n" % (cfg,)]
@@ -74,15 +87,21 @@ class UnixRunner:
             raise SystemExit("no %s: run `make firmware` first" % binary)
         self.binary = binary
         self.heap = heap
-        self.tmp = tempfile.mkdtemp(prefix="mtdb-bench-")
+        # tmpfs when there is one: fsync() of a real disk would make file mode
+        # measure the host's disk, not the code (the device figures come from qemu)
+        shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+        self.tmp = tempfile.mkdtemp(prefix="mtdb-bench-", dir=shm)
         self.devdir = self.tmp
 
     def run(self, src, timeout):
         path = os.path.join(self.tmp, "prog.py")
         with open(path, "w") as f:
             f.write(src)
-        p = subprocess.run([self.binary, "-X", "heapsize=" + self.heap, path],
-                           capture_output=True, text=True, timeout=timeout, cwd=self.tmp)
+        # MICROPYPATH empty: only the frozen package, never files from the work tree
+        env = dict(os.environ, MICROPYPATH="")
+        p = subprocess.run([self.binary, "-X", "heapsize=" + self.heap, path], env=env,
+                           capture_output=True, text=True, errors="replace",
+                           timeout=timeout, cwd=self.tmp)
         return p.stdout + p.stderr
 
     def version(self):
@@ -262,10 +281,8 @@ def main(argv=None):
     with open(os.path.join(args.out, "benchmarks.md"), "w") as f:
         f.write(md)
     if not args.no_plot:
-        try:
-            report.plot(data, os.path.join(args.out, "bench.png"))
-        except ImportError:
-            print("matplotlib missing (pip install matplotlib): no plot", file=sys.stderr)
+        need("matplotlib", "matplotlib==3.11.2")
+        report.plot(data, os.path.join(args.out, "bench.png"))
     print(report.console(section))
     print("wrote %s (%d records, %d failures, %.0fs)" % (jpath, len(records), len(failures),
                                                          time.time() - t_start))
