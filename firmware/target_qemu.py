@@ -1,0 +1,42 @@
+"""MCU firmware: MicroPython's qemu port, board boards/MTDB_QEMU_AN385.
+
+The board is QEMU's mps2-an385 (Cortex-M3, ~140 KB GC heap) with btree,
+LittleFS v2, a SysTick `time` module and the project's frozen manifest; see
+boards/MTDB_QEMU_AN385/ and docs/qemu.md. Output: build/qemu/firmware.elf,
+run with scripts/qemu_run.py (a REPL, a file, or pytest's --target qemu).
+"""
+
+import os
+
+from .source import empty_micropython_lib
+from .system import BUILD, ROOT, jobs, log, run
+from .target_unix import build_mpy_cross
+
+# Debian packages: the cross compiler, its C library headers, the emulator.
+APT_PACKAGES = ["gcc-arm-none-eabi", "libnewlib-arm-none-eabi", "qemu-system-arm"]
+
+BOARD_DIR = os.path.join(ROOT, "boards", "MTDB_QEMU_AN385")
+OUTPUT = os.path.join(BUILD, "qemu", "firmware.elf")
+
+# The same image without the frozen microtetherdb package (memory facts only).
+BARE_MANIFEST = os.path.join(BOARD_DIR, "manifest_bare.py")
+BARE_OUTPUT = os.path.join(BUILD, "qemu-bare", "firmware.elf")
+
+
+def build(src, manifest=None, output=OUTPUT):
+    """Build the qemu board image; returns the path of the ELF file."""
+    # Built first on its own: the port's make would otherwise build it with our BUILD=.
+    build_mpy_cross(src)
+    manifest = manifest or os.path.join(ROOT, "manifest.py")
+    log("build qemu port (board MTDB_QEMU_AN385) -> %s" % os.path.relpath(output, ROOT))
+    run(["make", "-s", "-C", os.path.join(src, "ports", "qemu"), "-j", jobs(),
+         "BOARD_DIR=" + BOARD_DIR,
+         "BUILD=" + os.path.dirname(output),   # firmware.elf lands in BUILD
+         "FROZEN_MANIFEST=" + manifest,
+         "MPY_LIB_DIR=" + empty_micropython_lib()])
+    return output
+
+
+def build_bare(src):
+    """The image without the frozen package, for the flash-cost comparison."""
+    return build(src, BARE_MANIFEST, BARE_OUTPUT)
