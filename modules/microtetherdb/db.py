@@ -7,7 +7,7 @@ from . import ttl as _ttl
 from .errors import CorruptDBError, DBError, DBLock
 from .storage import Storage
 
-META = b"\xffm"  # meta record: b"MTDB" + format version byte + b":" + record count
+META = b"\xffm"  # meta record: b"MTDB" + format version byte + b":count:gen_sec:gen_n"
 FORMAT = 1
 _END = b"\xff"  # all user keys sort below this; internal keys start with it
 _CHUNK = 16
@@ -192,7 +192,8 @@ class MicroTetherDB:
             ix.on_delete(kb, old)
 
     def _meta(self):
-        return b"MTDB" + bytes((FORMAT,)) + b":" + str(self._count).encode()
+        g = self._gen
+        return b"MTDB%c:%d:%d:%d" % (FORMAT, self._count, g.sec, g.n)
 
     def _load_meta(self):
         bt = self._bt
@@ -204,7 +205,7 @@ class MicroTetherDB:
                     raise CorruptDBError("%s is not a MicroTetherDB database (no metadata record)" % fn)
             self._count = 0
             bt[META] = self._meta()
-            self._mcount = 0
+            self._mstate = (0, self._gen.sec, self._gen.n)
             self._st.commit()
             return
         if len(m) < 7 or m[:4] != b"MTDB" or m[5] != 0x3A:
@@ -212,9 +213,13 @@ class MicroTetherDB:
         if m[4] != FORMAT:
             raise CorruptDBError("%s: database format %d is not supported (this is %d)" % (fn, m[4], FORMAT))
         try:
-            self._count = self._mcount = int(m[6:])
-        except ValueError:
+            f = m[6:].split(b":")
+            self._count = int(f[0])
+            self._gen.sec = int(f[1])
+            self._gen.n = int(f[2])
+        except (ValueError, IndexError):
             raise CorruptDBError("%s: damaged metadata record" % fn)
+        self._mstate = (self._count, self._gen.sec, self._gen.n)
 
     def _commit(self):
         # The one commit point: persist the record count, then storage.commit().
@@ -222,9 +227,11 @@ class MicroTetherDB:
         st = self._st
         if st.mem:
             return
-        if self._count != self._mcount:
+        g = self._gen
+        ms = self._mstate
+        if self._count != ms[0] or g.sec != ms[1] or g.n != ms[2]:
             self._bt[META] = self._meta()
-            self._mcount = self._count
+            self._mstate = (self._count, g.sec, g.n)
         st.commit()
 
     def _after_write(self):
@@ -310,7 +317,7 @@ class MicroTetherDB:
             finally:
                 self._bt = self._st.bt
             self._count = 0
-            self._mcount = -1
+            self._gen = _keys.KeyGen()
             self._load_meta()
             self._dirty = 0
             return 1

@@ -1,0 +1,218 @@
+# File mode: persistence, parent folders, purge, corrupt files, flush policy.
+import os
+from microtetherdb import MicroTetherDB, CorruptDBError, DBError
+
+
+def _raises(exc, fn, *a, **k):
+    try:
+        fn(*a, **k)
+    except exc as e:
+        return str(e)
+    raise AssertionError("%s not raised" % exc.__name__)
+
+
+def _exists(p):
+    try:
+        os.stat(p)
+        return True
+    except OSError:
+        return False
+
+
+def test_reopen_persistence():
+    fn = TMP + "/p.db"
+    db = MicroTetherDB(fn, in_memory=False)
+    ks = [db.put({"i": i}) for i in range(100)]
+    db.put("custom", {"c": [1, 2]}, tags=["t"])
+    db.delete(ks[0])
+    db.close()
+    db = MicroTetherDB(fn, in_memory=False)
+    assert len(db) == 100
+    assert db.get(ks[0]) is None and db.get(ks[1]) == {"i": 1}
+    assert db.get("custom") == {"c": [1, 2]}
+    assert db._header(db._bt[b"custom"])[1] == ("t",)
+    assert list(db.keys())[:2] == [ks[1], ks[2]]
+    # new generated keys do not collide with the stored ones
+    k = db.put({"new": 1})
+    assert k not in ks and len(db) == 101
+    db.close()
+
+
+def test_creates_parent_folders():
+    fn = TMP + "/a/b/c/x.db"
+    with MicroTetherDB(fn, in_memory=False) as db:
+        db.put("k", {"v": 1})
+    assert _exists(fn)
+    with MicroTetherDB(fn, in_memory=False) as db:
+        assert db.get("k") == {"v": 1}
+
+
+def test_relative_filename():
+    os.chdir(TMP)
+    with MicroTetherDB("rel.db", in_memory=False) as db:
+        db.put("k", {"v": 1})
+    assert _exists(TMP + "/rel.db")
+
+
+def test_purge_removes_file_and_resets():
+    fn = TMP + "/purge.db"
+    db = MicroTetherDB(fn, in_memory=False)
+    for i in range(50):
+        db.put({"i": i}, ttl=100)
+    size1 = os.stat(fn)[6]
+    assert db.delete(purge=True) == 1
+    assert len(db) == 0 and list(db.keys()) == []
+    assert os.stat(fn)[6] < size1
+    db.put("after", {"v": 1})
+    db.close()
+    db = MicroTetherDB(fn, in_memory=False)
+    assert list(db.keys()) == ["after"] and len(db) == 1
+    db.close()
+
+
+def test_garbage_file_is_corrupt():
+    fn = TMP + "/garbage.db"
+    with open(fn, "wb") as f:
+        f.write(b"this is not a database at all " * 40)
+    msg = _raises(CorruptDBError, MicroTetherDB, fn, in_memory=False)
+    assert "garbage.db" in msg
+    # the file is left untouched
+    with open(fn, "rb") as f:
+        assert f.read(8) == b"this is "
+
+
+def test_short_file_is_corrupt():
+    fn = TMP + "/short.db"
+    with open(fn, "w") as f:
+        f.write("hello")
+    assert "short.db" in _raises(CorruptDBError, MicroTetherDB, fn, in_memory=False)
+
+
+def test_foreign_btree_is_corrupt():
+    import btree
+
+    fn = TMP + "/foreign.db"
+    f = open(fn, "w+b")
+    bt = btree.open(f)
+    bt[b"somebody"] = b"else's data"
+    bt.close()
+    f.close()
+    assert "foreign.db" in _raises(CorruptDBError, MicroTetherDB, fn, in_memory=False)
+
+
+def test_damaged_meta_is_corrupt():
+    import btree
+
+    fn = TMP + "/meta.db"
+    MicroTetherDB(fn, in_memory=False).close()
+    f = open(fn, "r+b")
+    bt = btree.open(f)
+    bt[b"\xffm"] = b"junk"
+    bt.close()
+    f.close()
+    assert "meta.db" in _raises(CorruptDBError, MicroTetherDB, fn, in_memory=False)
+    f = open(fn, "r+b")
+    bt = btree.open(f)
+    bt[b"\xffm"] = b"MTDB\x09:0"
+    bt.close()
+    f.close()
+    assert "format" in _raises(CorruptDBError, MicroTetherDB, fn, in_memory=False)
+
+
+def test_empty_file_is_new_db():
+    fn = TMP + "/empty.db"
+    open(fn, "wb").close()
+    with MicroTetherDB(fn, in_memory=False) as db:
+        assert len(db) == 0
+        db.put("k", {"v": 1})
+    with MicroTetherDB(fn, in_memory=False) as db:
+        assert db.get("k") == {"v": 1}
+
+
+def _reopen_count(fn):
+    # What a fresh open sees on disk: the count in the committed meta record
+    # and the records, read through a second handle on the same file.
+    import btree
+
+    f = open(fn, "rb")
+    bt = btree.open(f)
+    n = sum(1 for k in bt.keys(None, b"\xff"))
+    bt.close()
+    f.close()
+    return n
+
+
+def test_autoflush_true_flushes_each_call():
+    fn = TMP + "/af.db"
+    db = MicroTetherDB(fn, in_memory=False)
+    assert db.autoflush is True
+    f0 = db.stats()["flushes"]
+    db.put("a", {"v": 1})
+    assert db.stats()["flushes"] == f0 + 1 and db.stats()["unflushed_writes"] == 0
+    assert _reopen_count(fn) == 1
+    db.put_batch([{"i": i} for i in range(40)])
+    assert db.stats()["flushes"] == f0 + 2  # a batch is ONE flush
+    assert _reopen_count(fn) == 41
+    db.delete_batch(list(db.keys())[:10])
+    assert db.stats()["flushes"] == f0 + 3
+    assert _reopen_count(fn) == 31
+    db.delete("nothing-here")  # no change, no flush
+    assert db.stats()["flushes"] == f0 + 3
+    db.close()
+
+
+def test_autoflush_false_and_n():
+    fn = TMP + "/af2.db"
+    db = MicroTetherDB(fn, in_memory=False, autoflush=False)
+    f0 = db.stats()["flushes"]
+    for i in range(5):
+        db.put("k%d" % i, {"i": i})
+    assert db.stats()["flushes"] == f0 and db.stats()["unflushed_writes"] == 5
+    db.flush()
+    assert db.stats()["flushes"] == f0 + 1 and db.stats()["unflushed_writes"] == 0
+    assert _reopen_count(fn) == 5
+    db.close()
+    db = MicroTetherDB(fn, in_memory=False, autoflush=3)
+    f0 = db.stats()["flushes"]
+    for i in range(7):
+        db.put("n%d" % i, {"i": i})
+    assert db.stats()["flushes"] == f0 + 2 and db.stats()["unflushed_writes"] == 1
+    db.close()  # close commits the rest
+    db = MicroTetherDB(fn, in_memory=False)
+    assert len(db) == 12
+    db.close()
+
+
+def test_count_persisted_in_meta():
+    fn = TMP + "/count.db"
+    db = MicroTetherDB(fn, in_memory=False, autoflush=False)
+    for i in range(30):
+        db.put("k%02d" % i, {"i": i})
+    db.delete_batch(["k00", "k01"])
+    db.close()
+    db = MicroTetherDB(fn, in_memory=False)
+    assert len(db) == 28 and db._count == 28
+    db.close()
+
+
+def test_close_calls_btree_close():
+    fn = TMP + "/close.db"
+    db = MicroTetherDB(fn, in_memory=False, autoflush=False)
+    bt = db._bt
+    db.put("k", {"v": 1})
+    db.close()
+    _raises(Exception, bt.get, b"k")  # the btree handle itself is closed
+    _raises(DBError, db.put, "j", {"v": 1})
+    assert _reopen_count(fn) == 1
+
+
+def test_large_docs_file():
+    fn = TMP + "/large.db"
+    db = MicroTetherDB(fn, in_memory=False)
+    big = {"s": "y" * 8000}
+    for i in range(10):
+        db.put("b%d" % i, big)
+    db.close()
+    db = MicroTetherDB(fn, in_memory=False)
+    assert all(db.get("b%d" % i) == big for i in range(10))
+    db.close()
