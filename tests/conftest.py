@@ -9,6 +9,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from targets import make_target  # noqa: E402
 
+# tests/device/ holds MicroPython code, run by test_device.py, not by pytest.
+collect_ignore_glob = ["device/*"]
+
 
 def pytest_addoption(parser):
     parser.addoption("--target", default="unix",
