@@ -54,6 +54,7 @@ async def put_batch(db, items, ttls):
                 if i:
                     await asyncio.sleep(0)
                 db._apply(ents, i, i + CHUNK, undo)
+            db._check_batch(undo, c0)
         except BaseException:
             db._undo(undo, c0)
             raise

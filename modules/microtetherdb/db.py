@@ -383,12 +383,20 @@ class MicroTetherDB:
     def _reserve_batch(self, ents):
         st = self._st
         if st.budget is not None:
-            n = 0
+            sizes = []
             for kb, raw in ents:
-                n += st.pages_for(len(kb) + len(raw))
+                sizes.append(len(kb) + len(raw))
                 if raw[0] & codec.F_EXP:
-                    n += st.pages_for(0)
-            st.reserve(n)
+                    sizes.append(len(kb) + 6)
+            st.reserve(st.pages_for_batch(sizes))
+
+    def _check_batch(self, undo, count):
+        # In-memory budget: a batch that went over it after all is undone.
+        st = self._st
+        if not st.check():
+            self._undo(undo, count)
+            st.check()
+            st.full()
 
     def _apply(self, ents, i, j, undo):
         bt = self._bt
@@ -420,6 +428,7 @@ class MicroTetherDB:
         except BaseException:
             self._undo(undo, c0)
             raise
+        self._check_batch(undo, c0)
         if ents:
             self._after_write()
         return out

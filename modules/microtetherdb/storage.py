@@ -135,6 +135,22 @@ class Storage:
             return _INSERT_PAGES
         return _INSERT_PAGES + (nbytes + self.psize - 21) // (self.psize - 20)
 
+    def pages_for_batch(self, sizes):
+        # Estimated pages for a batch of records of the given sizes: inline
+        # records at half-full pages, plus overflow pages, plus one cascade.
+        ovfl = (self.psize - 20) // 2 - 16
+        room = self.psize - 20
+        n = _INSERT_PAGES
+        b = 0
+        for ln in sizes:
+            ln += 16
+            if ln <= ovfl:
+                b += ln
+            else:
+                n += (ln + room - 1) // room
+                b += 32
+        return n + (2 * b + room - 1) // room
+
     def reserve(self, pages):
         # Raise DBFullError (before anything is written) unless `pages` more
         # pages fit in the budget.
@@ -143,7 +159,15 @@ class Storage:
         if self._room < pages:
             self._room = self.measure()
             if self._room < pages:
-                raise DBFullError(
-                    "in-memory database full: %d of %d bytes used (ram_percentage)" % (self.size(), self.budget)
-                )
+                self.full()
         self._room -= pages
+
+    def full(self):
+        raise DBFullError("in-memory database full: %d of %d bytes used (ram_percentage)" % (self.size(), self.budget))
+
+    def check(self):
+        # After a batch: True if the store is still within the budget.
+        if self.budget is None:
+            return True
+        self._room = self.measure()
+        return self._room >= 0
