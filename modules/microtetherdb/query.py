@@ -434,21 +434,25 @@ def _conds(q, root, out):
                 if not cs:
                     out.append(((lambda doc, tags: False), False, None))
                 else:
-                    p = _compile_list(cs)
-                    out.append(((lambda doc, tags: not p(doc, tags)), False, None))
+                    out.append((_notp(_compile_list(cs)), False, None))
             elif k == "$tags":
-                tp, hint = _tagtest(v, k)
-                out.append(((lambda doc, tags: tp(tags)), True,
-                            ("tags",) + hint if hint else None, tp))
+                out.append(_tagcond(v, k))
             else:
                 raise _err("unknown operator", k, "")
         elif (k == "_tags") or (k == "tags" and type(v) is str):
             # compatibility with the earlier MicroTetherDB
-            tp, hint = _tagtest(v, k)
-            out.append(((lambda doc, tags: tp(tags)), True,
-                        ("tags",) + hint if hint else None, tp))
+            out.append(_tagcond(v, k))
         else:
             out.append(_cond(k, v))
+
+
+def _tagcond(v, k):
+    tp, hint = _tagtest(v, k)
+    return (lambda doc, tags: tp(tags)), True, ("tags",) + hint if hint else None, tp
+
+
+def _notp(p):
+    return lambda doc, tags: not p(doc, tags)
 
 
 def _orp(subs):
