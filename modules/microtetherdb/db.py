@@ -520,6 +520,14 @@ class MicroTetherDB:
             self._bt = None
             self._st.close()
 
+    @staticmethod
+    def repair(path, backup=None):
+        # Salvage a damaged database file in place (see repair.py); returns
+        # a report dict (recovered, lost, unreadable, bad_pages, backup, ...).
+        from .repair import repair
+
+        return repair(path, backup)
+
     # --- reads --------------------------------------------------------------
     def get(self, key, default=None):
         self._check_open()

@@ -56,7 +56,7 @@ def _fsize(f):
 class Pages:
     # Random access to the pages of an open btree file (binary, seekable).
 
-    def __init__(self, f, name="database"):
+    def __init__(self, f, name="database", strict=True):
         self.f = f
         self.name = name
         size = _fsize(f)
@@ -74,7 +74,8 @@ class Pages:
             raise CorruptDBError("%s: unsupported btree version %d" % (name, version))
         if psize < 512 or psize > 65536 or psize & (psize - 1):
             raise CorruptDBError("%s: bad page size %d in header" % (name, psize))
-        if size % psize:
+        self.tail = size % psize
+        if self.tail and strict:
             raise CorruptDBError(
                 "%s: truncated (size %d is not a multiple of page size %d)" % (name, size, psize))
         self.psize = psize
@@ -113,7 +114,7 @@ class Pages:
             raise _Bad("page %d: bad bounds %d..%d" % (pg, lower, upper))
         return t, (lower - HDR) >> 1, nxt
 
-    def entry(self, pg, t, i):
+    def entry(self, pg, t, i, data=True):
         # entry i of the (already validated, loaded) page: returns
         # leaf: (key_bytes_or_ref, data_bytes_or_ref, flags)
         # internal: (key_bytes_or_ref, child_pgno, flags)
@@ -137,8 +138,10 @@ class Pages:
             p += kl
             if fl & P_BIGDATA:
                 d = struct.unpack_from("<II", b, p)
-            else:
+            elif data:
                 d = bytes(b[p:p + dl])
+            else:
+                d = None
             return k, d, fl
         kl = 8 if fl & P_BIGKEY else a
         if fl & ~3 or p + kl > psize:
@@ -149,21 +152,25 @@ class Pages:
             k = bytes(b[p:p + kl])
         return k, c, fl
 
-    def big(self, ref, seen=None):
-        # read an overflow chain; ref = (first page, size)
+    def big(self, ref, seen=None, copy=True):
+        # read (or, copy=False, only check) an overflow chain; ref = (first
+        # page, size); seen: bytearray marking the pages used
         pg, size = ref
         if size > self.npages * self.psize:
             raise _Bad("overflow item size %d" % size)
-        out = bytearray(size)
+        out = bytearray(size) if copy else None
         pos = 0
         per = self.psize - HDR
         hops = 0
         while pos < size:
-            if seen is not None:
-                seen[pg] = 1
             self.header(pg, P_OVERFLOW)
+            if seen is not None:
+                if seen[pg]:
+                    raise _Bad("page %d used twice" % pg)
+                seen[pg] = 1
             n = min(per, size - pos)
-            out[pos:pos + n] = memoryview(self.buf)[HDR:HDR + n]
+            if copy:
+                out[pos:pos + n] = memoryview(self.buf)[HDR:HDR + n]
             pos += n
             hops += 1
             if pos < size:
@@ -171,7 +178,7 @@ class Pages:
                 if hops > self.npages:
                     raise _Bad("overflow chain loops")
         self.cur = -1
-        return bytes(out)
+        return bytes(out) if copy else None
 
     def free_pages(self):
         # page numbers on the free list (stops at the first bad link)
@@ -186,23 +193,25 @@ class Pages:
             pg = struct.unpack("<I", nb)[0]
         return out
 
-    def walk(self, on_bad=None, seen=None):
+    def walk(self, on_bad=None, data=True):
         # Yield (key, data) of every leaf entry reachable from the root, in
-        # page order. A bad page/entry raises _Bad, or, if on_bad is given,
-        # is reported to on_bad(msg, pg) and skipped.
+        # page order (data=False: data is None, big items only checked).
+        # A bad page/entry raises _Bad, or, if on_bad is given, is reported
+        # to on_bad(msg, pg) and skipped. Pages reached are marked in
+        # self.seen (bytearray, one byte per page).
+        seen = self.seen = bytearray(self.npages)
         stack = [(1, 0)]
         prev = 0  # previous leaf: leaves must be chained left to right
         nxt_want = None
         while stack:
             pg, depth = stack.pop()
-            if seen is not None:
-                if pg in seen:
-                    msg = "page %d reached twice" % pg
-                    if on_bad is None:
-                        raise _Bad(msg)
-                    on_bad(msg, pg)
-                    continue
-                seen[pg] = 1
+            if pg < 1 or pg >= self.npages or seen[pg]:
+                msg = "page %d out of range or reached twice" % pg
+                if on_bad is None:
+                    raise _Bad(msg)
+                on_bad(msg, pg)
+                continue
+            seen[pg] = 1
             try:
                 if depth > MAX_DEPTH:
                     raise _Bad("tree deeper than %d" % MAX_DEPTH)
@@ -226,7 +235,7 @@ class Pages:
                 nxt_want = nxt
                 ents = []
                 for i in range(n):
-                    ents.append(self.entry(pg, t, i))
+                    ents.append(self.entry(pg, t, i, data))
             except _Bad as e:
                 if on_bad is None:
                     raise
@@ -237,7 +246,9 @@ class Pages:
                     if fl & P_BIGKEY:
                         k = self.big(k, seen)
                     if fl & P_BIGDATA:
-                        d = self.big(d, seen)
+                        d = self.big(d, seen, data)
+                    elif not data:
+                        d = None
                 except _Bad as e:
                     if on_bad is None:
                         raise
@@ -259,11 +270,23 @@ def check(f, name="database"):
         p = Pages(f, name)
         n = 0
         last = None
-        for k, d in p.walk(None, {}):
+        for k, d in p.walk(None, False):
             if last is not None and k <= last:
                 raise _Bad("keys out of order")
             last = k
             n += 1
+        # the free list must stay clear of the tree (btree reuses its pages)
+        seen = p.seen
+        pg = p.free
+        hops = 0
+        nb = bytearray(4)
+        while pg != P_INVALID:
+            if pg >= p.npages or seen[pg] or hops > p.npages:
+                raise _Bad("free list broken at page %d" % pg)
+            hops += 1
+            f.seek(pg * p.psize + 8)
+            f.readinto(nb)
+            pg = struct.unpack("<I", nb)[0]
         return n
     except _Bad as e:
         raise CorruptDBError("%s: corrupt (%s)" % (name, e))
@@ -317,7 +340,9 @@ def salvage(src, dest, pagesize=None, accept=None):
     try:
         size = _fsize(f)
         try:
-            p = Pages(f, src)
+            p = Pages(f, src, False)
+            if p.tail:
+                rep["notes"].append("file truncated: %d bytes after the last whole page ignored" % p.tail)
         except CorruptDBError as e:
             ps = _guess_psize(f, size)
             if not ps:
@@ -327,7 +352,6 @@ def salvage(src, dest, pagesize=None, accept=None):
         out = open(dest, "w+b")
         try:
             db = btree.open(out, pagesize=pagesize or p.psize)
-            seen = {}
             keys = {}
 
             def bad(msg, pg):
@@ -344,14 +368,15 @@ def salvage(src, dest, pagesize=None, accept=None):
                 rep["recovered"] += 1
                 return True
 
-            for k, d in p.walk(bad, seen):
-                put(k, d)
+            for k, d in p.walk(bad):
+                if k not in keys:
+                    put(k, d)
             if rep["bad_pages"]:
                 # the tree is damaged: look for leaf pages it no longer
                 # reaches (not on the free list) and take their records
                 free = p.free_pages()
                 for pg in range(1, p.npages):
-                    if pg in seen or pg in free:
+                    if p.seen[pg] or pg in free:
                         continue
                     try:
                         t, n, nxt = p.header(pg, P_BLEAF)
@@ -373,3 +398,93 @@ def salvage(src, dest, pagesize=None, accept=None):
         f.close()
     rep["bad_entries"] = len(rep["notes"])
     return rep
+
+
+def _exists(path):
+    import os
+
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def repair(path, backup=None):
+    # Salvage the MicroTetherDB file `path` in place: every readable record
+    # whose key and document decode is copied into a new file, the expiry
+    # index and the metadata record are rebuilt, the damaged file is kept as
+    # `backup` (default path + ".corrupt") and the new one takes its name.
+    # Returns a report: recovered, lost (records the old metadata counted that
+    # could not be read, None if unknown), unreadable (records found but not
+    # decodable), bad_pages, notes, backup.
+    import os
+    import btree
+    from . import codec
+    from .journal import recover
+
+    if backup is None:
+        backup = path + ".corrupt"
+    if not _exists(path):
+        raise OSError(2, "no such file: %s" % path)
+    recover(path)
+    tmp = path + ".rep"
+    info = {"count": None, "exp": [], "unreadable": 0, "meta": None}
+
+    def accept(k, d):
+        if k[:1] == b"\xff":
+            if k == b"\xffm" and d[:4] == b"MTDB" and len(d) > 6:
+                try:
+                    info["count"] = int(d[6:].split(b":")[0])
+                    info["meta"] = d
+                except ValueError:
+                    pass
+            return False  # internal records are rebuilt below
+        try:
+            str(k, "utf-8")
+            codec.doc(d)
+            e = codec.expiry(d)
+        except Exception:
+            info["unreadable"] += 1
+            return False
+        if e is not None:
+            info["exp"].append(e.to_bytes(4, "big") + k)
+        return True
+
+    rep = salvage(path, tmp, None, accept)
+    rep["rejected"] -= info["unreadable"]  # internal records, not losses
+    n = rep["recovered"]
+    f = open(tmp, "r+b")
+    try:
+        db = btree.open(f)
+        for ek in info["exp"]:
+            db[b"\xfft" + ek] = b""
+        m = info["meta"]
+        if m is not None:
+            # same metadata, record count replaced
+            rest = m[6:].split(b":")
+            rest[0] = str(n).encode()
+            m = m[:6] + b":".join(rest)
+        else:
+            from .db import FORMAT
+
+            m = b"MTDB" + bytes((FORMAT,)) + b":" + str(n).encode() + b":0:0"
+        db[b"\xffm"] = m
+        db.close()
+    finally:
+        f.close()
+    if _exists(backup):
+        os.remove(backup)
+    os.rename(path, backup)
+    os.rename(tmp, path)
+    c = info["count"]
+    return {
+        "path": path,
+        "backup": backup,
+        "recovered": n,
+        "lost": None if c is None else (c - n if c > n else 0),
+        "unreadable": info["unreadable"],
+        "bad_pages": rep["bad_pages"],
+        "orphans": rep["orphans"],
+        "notes": rep["notes"],
+    }
