@@ -6,7 +6,9 @@ boards/MTDB_QEMU_AN385/ and docs/qemu.md. Output: build/qemu/firmware.elf,
 run with scripts/qemu_run.py (a REPL, a file, or pytest's --target qemu).
 """
 
+import hashlib
 import os
+import shutil
 
 from .source import empty_micropython_lib
 from .system import BUILD, ROOT, jobs, log, run
@@ -28,6 +30,7 @@ def build(src, manifest=None, output=OUTPUT):
     # Built first on its own: the port's make would otherwise build it with our BUILD=.
     build_mpy_cross(src)
     manifest = manifest or os.path.join(ROOT, "manifest.py")
+    _clean_if_board_changed(os.path.dirname(output))
     log("build qemu port (board MTDB_QEMU_AN385) -> %s" % os.path.relpath(output, ROOT))
     run(["make", "-s", "-C", os.path.join(src, "ports", "qemu"), "-j", jobs(),
          "BOARD_DIR=" + BOARD_DIR,
@@ -35,6 +38,22 @@ def build(src, manifest=None, output=OUTPUT):
          "FROZEN_MANIFEST=" + manifest,
          "MPY_LIB_DIR=" + empty_micropython_lib()])
     return output
+
+
+def _clean_if_board_changed(build_dir):
+    """make does not track mpconfigboard.mk (its options become -D flags and
+    source lists), so rebuild from scratch when it changes."""
+    with open(os.path.join(BOARD_DIR, "mpconfigboard.mk"), "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    stamp = os.path.join(build_dir, ".board-mk-sha256")
+    if os.path.exists(stamp) and open(stamp).read() == digest:
+        return
+    if os.path.isdir(build_dir):
+        log("board options changed: clean %s" % os.path.relpath(build_dir, ROOT))
+        shutil.rmtree(build_dir)
+    os.makedirs(build_dir)
+    with open(stamp, "w") as f:
+        f.write(digest)
 
 
 def build_bare(src):

@@ -21,6 +21,8 @@
 #include "py/stream.h"
 #include "extmod/vfs.h"
 #include "shared/runtime/interrupt_char.h"
+#include "shared/timeutils/timeutils.h"
+#include "lib/oofatfs/ff.h"
 
 // ---------------------------------------------------------------------------
 // 1. C heap for Berkeley DB, on the GC heap.
@@ -152,6 +154,14 @@ uint64_t mp_hal_time_ns(void) {
     uint32_t n, c;
     uptime(&n, &c);
     return (uint64_t)n * (SYSTICK_MS * 1000000u) + (uint64_t)c * (1000000000u / CPU_HZ);
+}
+
+// File times on VfsFat.
+DWORD get_fattime(void) {
+    timeutils_struct_time_t tm;
+    timeutils_seconds_since_epoch_to_struct_time(mp_hal_time_ns() / 1000000000u, &tm);
+    return ((tm.tm_year - 1980) << 25) | (tm.tm_mon << 21) | (tm.tm_mday << 16)
+           | (tm.tm_hour << 11) | (tm.tm_min << 5) | (tm.tm_sec / 2);
 }
 
 // Sleep with WFI only when a whole tick period remains, else spin.

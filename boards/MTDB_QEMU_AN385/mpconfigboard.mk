@@ -10,6 +10,8 @@ include $(TOP)/ports/qemu/boards/MPS2_AN385/mpconfigboard.mk
 
 MICROPY_PY_BTREE = 1
 MICROPY_VFS_LFS2 = 1
+# FAT too, as on ESP32 (SD cards); the power-cut tests compare both.
+MICROPY_VFS_FAT = 1
 
 # ~140 KB of GC heap, like the stock board (and a small ESP32 heap).
 MICROPY_HEAP_SIZE ?= 143360

@@ -33,3 +33,9 @@ void mtdb_board_init(void);
 // Idle (select.poll, time.sleep) with WFI: woken by the next SysTick or UART byte.
 #define MICROPY_INTERNAL_WFE(TIMEOUT_MS)        mtdb_board_wfe(TIMEOUT_MS)
 void mtdb_board_wfe(mp_uint_t timeout_ms);
+
+// VfsFat options as on the ESP32 port.
+#define MICROPY_FATFS_ENABLE_LFN                (1)
+#define MICROPY_FATFS_RPATH                     (2)
+#define MICROPY_FATFS_MAX_SS                    (4096)
+#define MICROPY_FATFS_LFN_CODE_PAGE             437

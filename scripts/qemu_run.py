@@ -1,0 +1,328 @@
+#!/usr/bin/env python3
+"""Run MicroPython code on the qemu board image (build/qemu/firmware.elf).
+
+The image boots in qemu-system-arm (machine mps2-an385) with its UART on a
+pseudo-terminal, and files run on it through mpremote, exactly as on a real
+board: ``mpremote connect <pty> exec <mount /flash> run <file>``.
+
+  python3 scripts/qemu_run.py FILE.py [FILE.py ...]   run files, print output
+  python3 scripts/qemu_run.py -c "print(1)"           run a snippet
+  python3 scripts/qemu_run.py --repl                  interactive REPL (mpremote)
+
+On each run (mpremote soft-resets the board first) a RAM block device of
+2 MiB, formatted as LittleFS at boot, is mounted at /flash and made the
+current directory; its files persist until QEMU stops.
+
+From Python (pytest's --target qemu uses this)::
+
+    s = QemuSession(); s.start()
+    out = s.run_file("x.py", timeout=60)   # printed text, tracebacks included
+    out = s.run_code("print(1)")
+    s.stop()
+"""
+
+import argparse
+import atexit
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IMAGE = os.path.join(ROOT, "build", "qemu", "firmware.elf")
+QEMU = "qemu-system-arm"
+MACHINE = "mps2-an385"
+
+# Mounts the board's RAM disk at /flash (formats it if it holds no LittleFS)
+# and leaves no names behind in the program's globals.
+MOUNT = (
+    "import vfs, ramdisk, os\n"
+    "try:\n"
+    " vfs.mount(vfs.VfsLfs2(ramdisk.RAMDisk()), '/flash')\n"
+    "except OSError:\n"
+    " vfs.VfsLfs2.mkfs(ramdisk.RAMDisk())\n"
+    " vfs.mount(vfs.VfsLfs2(ramdisk.RAMDisk()), '/flash')\n"
+    "os.chdir('/flash')\n"
+    "del vfs, ramdisk, os\n"
+)
+FORMAT = "import vfs, ramdisk\nvfs.VfsLfs2.mkfs(ramdisk.RAMDisk())\ndel vfs, ramdisk\n"
+
+_live = set()   # sessions to stop at interpreter exit: no stray QEMU
+
+
+@atexit.register
+def _stop_all():
+    for s in list(_live):
+        s.stop()
+
+
+class QemuError(Exception):
+    """QEMU or the image failed: no boot, a hang, a crash."""
+
+
+class QemuSession:
+    """One QEMU process running the board image; run files on it with mpremote.
+
+    icount: None runs at host speed (fastest); an integer N makes QEMU
+    execute one instruction every 2**N ns of virtual time (-icount shift=N),
+    so time.ticks_us() counts instructions: deterministic timings.
+    """
+
+    def __init__(self, image=IMAGE, icount=None, boot_timeout=30, mpremote=None):
+        self.image = image
+        self.icount = icount
+        self.boot_timeout = boot_timeout
+        self.mpremote = mpremote or find_mpremote()
+        self.proc = None
+        self.pty = None
+        self._fd = None
+        self.boot_seconds = None   # start() to first REPL prompt
+
+    # -- life cycle ---------------------------------------------------------
+
+    def command(self):
+        cmd = [QEMU, "-machine", MACHINE, "-nographic", "-monitor", "none",
+               "-semihosting", "-serial", "pty", "-kernel", self.image]
+        if self.icount is not None:
+            cmd += ["-icount", "shift=%d" % self.icount]
+        return cmd
+
+    def start(self):
+        """Boot the image, wait for its REPL, format /flash. Raises QemuError."""
+        if not os.path.exists(self.image):
+            raise QemuError("%s is missing: run 'make firmware TARGET=qemu' first" % self.image)
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        _live.add(self)
+        try:
+            self.pty = self._read_pty_name()
+            # Keep our own descriptor on the pty for the whole session: QEMU
+            # then never sees the terminal hang up between two mpremote runs
+            # (it would poll for the next connection only once a second).
+            self._fd = os.open(self.pty, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+            if not self._prompt(b"\r", self.boot_timeout):
+                raise QemuError("the image did not boot to a REPL within %ss; "
+                                "QEMU said: %s" % (self.boot_timeout, self._qemu_output()))
+            self.boot_seconds = time.monotonic() - t0
+            out = self._mpremote(["exec", FORMAT], 60)
+            if out.strip():
+                raise QemuError("formatting /flash failed:\n" + out)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        """Stop QEMU (SIGTERM, then SIGKILL) and release the pty."""
+        _live.discard(self)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        p, self.proc = self.proc, None
+        if p is not None and p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if p is not None and p.stdout:
+            p.stdout.close()
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- running code ------------------------------------------------------
+
+    def run_file(self, path, timeout=60):
+        """Run a MicroPython file on the board; returns what it printed.
+
+        A MicroPython exception is part of the returned text (not raised).
+        On a timeout the program is interrupted (Ctrl-C; QEMU is restarted if
+        the board does not answer) and QemuError is raised with the output.
+        """
+        if self.proc is None or self.proc.poll() is not None:
+            raise QemuError("QEMU is not running (start() it; it said: %s)" % self._qemu_output())
+        try:
+            return self._mpremote(["exec", MOUNT, "run", os.path.abspath(path)], timeout)
+        except QemuError:
+            self._recover()
+            raise
+
+    def run_code(self, src, timeout=60):
+        with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+            f.write(src)
+        try:
+            return self.run_file(f.name, timeout)
+        finally:
+            os.unlink(f.name)
+
+    # -- internals ---------------------------------------------------------
+
+    def _mpremote(self, args, timeout):
+        cmd = self.mpremote + ["connect", self.pty] + args
+        try:
+            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                               timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            out = (e.stdout or b"") + (e.stderr or b"")
+            raise QemuError("timed out after %ss; output so far:\n%s"
+                            % (timeout, out.decode("utf-8", "replace")[-4000:]))
+        out = (p.stdout + p.stderr).decode("utf-8", "replace").replace("\r\n", "\n")
+        if self.proc.poll() is not None:
+            raise QemuError("QEMU exited (code %s) while running; output:\n%s"
+                            % (self.proc.returncode, out[-4000:]))
+        if p.returncode and _mpremote_failed(out):
+            raise QemuError("mpremote could not talk to the board:\n" + out[-4000:])
+        return out
+
+    def _recover(self):
+        """After a timeout: interrupt the program, or restart QEMU."""
+        if self.proc is not None and self.proc.poll() is None and self._fd is not None:
+            # Ctrl-C twice (KeyboardInterrupt), Ctrl-B (leave raw REPL), Enter.
+            if self._prompt(b"\x03\x03\x02\r", 5):
+                return
+        self.restart()
+
+    def _prompt(self, poke, timeout):
+        """Send poke every half second until the friendly REPL prompt shows."""
+        deadline = time.monotonic() + timeout
+        buf = b""
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                os.write(self._fd, poke)
+            except OSError:
+                pass
+            end = min(deadline, time.monotonic() + 0.5)
+            while time.monotonic() < end:
+                r, _, _ = select.select([self._fd], [], [], max(0, end - time.monotonic()))
+                if r:
+                    try:
+                        buf = (buf + os.read(self._fd, 4096))[-256:]
+                    except OSError:
+                        pass
+                    if b">>> " in buf:
+                        self._drain()
+                        return True
+        return False
+
+    def _drain(self):
+        """Discard what the board prints until it is quiet for 50 ms."""
+        while select.select([self._fd], [], [], 0.05)[0]:
+            try:
+                if not os.read(self._fd, 4096):
+                    break
+            except OSError:
+                break
+
+    def _read_pty_name(self):
+        """QEMU prints 'char device redirected to /dev/pts/N (label serial0)'."""
+        deadline = time.monotonic() + 10
+        line = b""
+        fd = self.proc.stdout.fileno()
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([fd], [], [], 0.2)
+            if r:
+                chunk = os.read(fd, 1024)
+                if not chunk:
+                    break
+                line += chunk
+                m = re.search(rb"redirected to (/dev/\S+)", line)
+                if m:
+                    self._early = line
+                    return m.group(1).decode()
+            elif self.proc.poll() is not None:
+                break
+        self._early = line
+        raise QemuError("QEMU did not open a serial pty: %s" % self._qemu_output())
+
+    def _qemu_output(self):
+        """What QEMU itself printed (errors such as a bad image or machine)."""
+        text = getattr(self, "_early", b"")
+        p = self.proc
+        if p is not None and p.stdout and p.poll() is not None:
+            try:
+                text += p.stdout.read()
+            except (OSError, ValueError):
+                pass
+        text = text.decode("utf-8", "replace").strip()
+        return text or "(nothing)"
+
+
+def find_mpremote():
+    """mpremote of this Python, else of the test venv (build/venv), else on PATH."""
+    import importlib.util
+    import shutil
+    if importlib.util.find_spec("mpremote"):
+        return [sys.executable, "-m", "mpremote"]
+    venv = os.path.join(ROOT, "build", "venv", "bin", "python")
+    if os.path.exists(venv):
+        return [venv, "-m", "mpremote"]
+    if shutil.which("mpremote"):
+        return ["mpremote"]
+    raise QemuError("mpremote is not installed: pip install mpremote (or run 'make test' once)")
+
+
+def _mpremote_failed(out):
+    """mpremote's own failures, as opposed to a MicroPython traceback."""
+    return ("could not enter raw repl" in out or "failed to access" in out
+            or "TransportError" in out or "SerialException" in out
+            or "no device found" in out)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("files", nargs="*", help="MicroPython files to run, in order")
+    ap.add_argument("-c", dest="code", help="run this code instead of files")
+    ap.add_argument("--repl", action="store_true", help="open mpremote's REPL on the board")
+    ap.add_argument("--image", default=IMAGE)
+    ap.add_argument("--icount", type=int, default=None,
+                    help="deterministic time: one instruction per 2**N ns (-icount shift=N)")
+    ap.add_argument("--timeout", type=float, default=120, help="seconds per file")
+    args = ap.parse_args(argv)
+    if not (args.files or args.code or args.repl):
+        ap.error("give files, -c CODE or --repl")
+
+    s = QemuSession(args.image, icount=args.icount)
+    # Stop QEMU on Ctrl-C / SIGTERM too.
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
+    rc = 0
+    try:
+        s.start()
+        print("[qemu] booted to REPL in %.2fs on %s" % (s.boot_seconds, s.pty), file=sys.stderr)
+        if args.code is not None:
+            sys.stdout.write(s.run_code(args.code, args.timeout))
+        for f in args.files:
+            t = time.monotonic()
+            sys.stdout.write(s.run_file(f, args.timeout))
+            print("[qemu] %s: %.2fs" % (f, time.monotonic() - t), file=sys.stderr)
+        if args.repl:
+            print("[qemu] mpremote REPL on %s; Ctrl-] to leave" % s.pty, file=sys.stderr)
+            rc = subprocess.call(s.mpremote + ["connect", s.pty, "exec", MOUNT, "repl"])
+    except QemuError as e:
+        print("[qemu] error: %s" % e, file=sys.stderr)
+        rc = 2
+    except KeyboardInterrupt:
+        rc = 130
+    finally:
+        s.stop()
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
