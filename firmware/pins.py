@@ -34,7 +34,8 @@ BERKELEY_DB_PATCH = "firmware/patches/berkeley-db-micropython.patch"
 MICROPYTHON_PATCHES = ["firmware/patches/micropython-unix-frozen-path.patch"]
 
 # Host packages the build and the tests need (Debian names).
-APT_BUILD = ["build-essential", "pkg-config", "python3", "patch", "xz-utils", "ca-certificates"]
+APT_BUILD = ["build-essential", "pkg-config", "python3", "patch", "xz-utils", "ca-certificates",
+             "cmake"]  # cmake: tests/test_esp32_cmake.py runs the esp32 port's CMakeLists.txt
 # Python packages of the tests: tests/requirements.txt (pinned there).
 
 # ESP32 firmware (firmware/target_esp32.py, Dockerfile, boards/MTDB_ESP32_*).
