@@ -228,3 +228,67 @@ def test_driver_runs_offline_read_only_with_the_pinned_image():
     assert target_esp32.resolve_specs("all") == specs
     with pytest.raises(SystemExit):
         target_esp32.resolve_specs("ESP32_GENERIC")
+
+
+def test_build_script_flow_with_stand_in_tools(tmp_path):
+    """docker-build.sh build, with `make` and `idf.py` replaced by stand-ins.
+
+    Checks the script's own logic: the chip's prefetched component lock goes
+    into the port before `make`, make gets BOARD_DIR/BOARD_VARIANT/BUILD, the
+    image lands as OUT/<spec>.bin, SHA256SUMS lists every image, BUILDINFO
+    records the MicroPython commit and SOURCE_DATE_EPOCH is the commit time.
+    """
+    mp = tmp_path / "micropython"
+    (mp / "ports" / "esp32").mkdir(parents=True)
+    (mp / "README.md").write_text("stand-in\n")
+    git = ["git", "-C", str(mp), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(mp)], check=True)
+    subprocess.run(git + ["add", "."], check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "x", "--date", "@1700000000"], check=True,
+                   env=dict(os.environ, GIT_COMMITTER_DATE="@1700000000"))
+    subprocess.run(git + ["tag", "v1.25.0"], check=True)
+    comp = tmp_path / "components"
+    for chip in ("esp32", "esp32s3", "esp32c3"):
+        (comp / chip / "managed_components" / ("espressif__mdns_" + chip)).mkdir(parents=True)
+        (comp / chip / "dependencies.lock").write_text("target: %s\n" % chip)
+    idf = tmp_path / "idf"
+    idf.mkdir()
+    (idf / "version.txt").write_text("v5.2.2\n")
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    log = tmp_path / "make.log"
+    (bin_ / "idf.py").write_text("#!/bin/sh\nexit 0\n")
+    # make stand-in: log its arguments and the lock/component in place, write firmware.bin.
+    (bin_ / "make").write_text(
+        "#!/bin/bash\nset -e\n"
+        'for a in "$@"; do case "$a" in BUILD=*) B=${a#BUILD=};; esac; done\n'
+        'echo "ARGS $* SDE=$SOURCE_DATE_EPOCH LOCK=$(cat "$MICROPY_DIR/ports/esp32/dependencies.lock")'
+        ' COMP=$(ls "$MICROPY_DIR/ports/esp32/managed_components")" >> "%s"\n'
+        'mkdir -p "$B"; printf "image of %%s" "$*" > "$B/firmware.bin"\n' % log)
+    for f in ("idf.py", "make"):
+        os.chmod(bin_ / f, 0o755)
+    out = tmp_path / "out"
+    env = dict(os.environ, PATH="%s:%s" % (bin_, os.environ["PATH"]), MICROPY_DIR=str(mp),
+               PROJECT=ROOT, OUT=str(out), COMPONENTS=str(comp), IDF_PATH=str(idf))
+    env.pop("SOURCE_DATE_EPOCH", None)
+    specs = ["MTDB_ESP32_GENERIC_S3-SPIRAM_OCT", "MTDB_ESP32_GENERIC_C3"]
+    r = subprocess.run(["bash", BUILD_SH, "build"] + specs, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    calls = log.read_text().splitlines()
+    assert len(calls) == 2
+    assert "BOARD_DIR=%s/boards/MTDB_ESP32_GENERIC_S3 BOARD_VARIANT=SPIRAM_OCT" % ROOT in calls[0]
+    assert "LOCK=target: esp32s3" in calls[0] and "COMP=espressif__mdns_esp32s3" in calls[0]
+    assert "BOARD_DIR=%s/boards/MTDB_ESP32_GENERIC_C3 BUILD=" % ROOT in calls[1]
+    assert "LOCK=target: esp32c3" in calls[1] and "BOARD_VARIANT" not in calls[1]
+    assert all("SDE=1700000000" in c for c in calls)
+    sums = (out / "SHA256SUMS").read_text().splitlines()
+    import hashlib
+    assert sorted(l.split()[1] for l in sums) == sorted(s + ".bin" for s in specs)
+    for line in sums:
+        h, name = line.split()
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == h
+    info = (out / "BUILDINFO.container").read_text()
+    head = subprocess.run(["git", "-C", str(mp), "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+    assert "micropython_commit=%s" % head in info and "source_date_epoch=1700000000" in info
+    assert "esp_idf=v5.2.2" in info and "idf_components_lock_sha256 esp32s3 " in info
