@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # MicroTetherDB ESP32 firmware builder (see docs/esp32.md).
 #
 #   make esp32 BOARD=all          # or BOARD=MTDB_ESP32_GENERIC_S3-SPIRAM_OCT

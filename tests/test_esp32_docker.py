@@ -69,6 +69,9 @@ def test_no_latest_tags_anywhere():
     text = open(DOCKERFILE).read()
     code = "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("#"))
     assert ":latest" not in code and "latest" not in code.lower()
+    # A `# syntax=` line would pull a Dockerfile frontend image by a moving tag.
+    first = text.splitlines()[0]
+    assert not re.match(r"#\s*syntax\s*=", first) or "@sha256:" in first
 
 
 def test_pins_agree_with_firmware_pins():
