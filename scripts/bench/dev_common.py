@@ -42,6 +42,42 @@ def _calibrate():
     return s[50]
 
 
+# Flash accounting (qemu, CFG["fc"]): remount /flash over a block device that
+# counts LittleFS's block reads, bytes programmed and block erases. The Python
+# wrapper costs time, so such a run is only used for the counts.
+FC = None
+if CFG.get("fc"):
+    import vfs
+    import ramdisk
+
+    class _CountBD:
+        def __init__(self, bd):
+            self.bd = bd
+
+        def readblocks(self, n, buf, off=0):
+            FC[0] += 1
+            return self.bd.readblocks(n, buf, off)
+
+        def writeblocks(self, n, buf, off=None):
+            FC[1] += len(buf)
+            if off is None:  # simple interface: erase + program whole blocks
+                FC[2] += len(buf) // 4096
+                return self.bd.writeblocks(n, buf)
+            return self.bd.writeblocks(n, buf, off)
+
+        def ioctl(self, op, arg):
+            if op == 6:
+                FC[2] += 1
+            return self.bd.ioctl(op, arg)
+
+    try:
+        vfs.umount("/flash")
+    except OSError:
+        pass
+    FC = [0, 0, 0]  # block reads, bytes programmed, block erases
+    vfs.mount(vfs.VfsLfs2(_CountBD(ramdisk.RAMDisk())), "/flash")
+
+
 class Op:
     # Collects per-call times of one operation into a preallocated list
     # (small ints: one machine word each, no allocation per sample).
@@ -59,14 +95,25 @@ class Op:
         self.ns = 0
         self.peak = 0
         self.items = 0
+        self.fc = [0, 0, 0]
 
     def _pre(self):
+        if FC:
+            f = self.fc
+            f[0] -= FC[0]
+            f[1] -= FC[1]
+            f[2] -= FC[2]
         if self.i % self.every == 0:
             gc.collect()
             return gc.mem_alloc()
         return -1
 
     def _post(self, m0, t0, t1):
+        if FC:
+            f = self.fc
+            f[0] += FC[0]
+            f[1] += FC[1]
+            f[2] += FC[2]
         if m0 >= 0:
             m1 = gc.mem_alloc()
             d = m1 - m0
@@ -151,6 +198,8 @@ class Op:
         }
         if self.items:
             rec["items"] = self.items
+        if FC:
+            rec["flash"] = self.fc  # totals over the n calls
         if extra:
             for k in extra:
                 rec[k] = extra[k]

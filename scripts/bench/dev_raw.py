@@ -11,7 +11,8 @@ _H = None
 _F = None
 _SEQ = [0]
 _SYNC = CFG["mode"] == "file" and CFG.get("sync", True)
-IMPL_INFO = {"pagesize": CFG.get("pagesize", 512), "cachesize": CFG.get("cachesize", 0)}
+# same btree settings as MicroTetherDB's defaults (btree_pagesize=512, btree_cachesize=4096)
+IMPL_INFO = {"pagesize": CFG.get("pagesize", 512), "cachesize": CFG.get("cachesize", 4096)}
 
 
 def _put3(d, ttl, tg):

@@ -114,29 +114,34 @@ class UnixRunner:
 
 
 class QemuRunner:
-    """Runs programs in the qemu image through scripts/qemu_run.py's QemuSession."""
+    """Runs programs in the qemu image through scripts/qemu_run.py's QemuSession,
+    with -icount so that time on the board is virtual and deterministic."""
     name = "qemu"
 
     def __init__(self, elf=QEMU_ELF, shift=ICOUNT_SHIFT):
         if not os.path.exists(elf):
             raise SystemExit("no %s: run `make firmware TARGET=qemu` first" % elf)
+        need("mpremote", "mpremote==1.25.0")
         sys.path.insert(0, os.path.join(ROOT, "scripts"))
         import qemu_run
         self.shift = shift
-        self.extra = ["-icount", "shift=%d" % shift]
-        self.session = qemu_run.QemuSession(elf, extra_args=self.extra)
-        self.session.__enter__()
+        self.session = qemu_run.QemuSession(elf, icount=shift)
+        self.session.start()
         self.devdir = "/flash/bench"
         self.session.run_code("import os\ntry:\n os.mkdir('/flash/bench')\nexcept OSError:\n pass\n")
 
     def run(self, src, timeout):
-        return self.session.run_code(src, timeout=timeout)
+        import qemu_run
+        try:
+            return self.session.run_code(src, timeout=timeout)
+        except qemu_run.QemuError as e:
+            return "QemuError: %s" % e
 
     def version(self):
         return self.run("import sys; print(sys.implementation, sys.version)", 60).strip()
 
     def close(self):
-        self.session.__exit__(None, None, None)
+        self.session.stop()
 
 
 def git_commit():
