@@ -136,7 +136,7 @@ def test_cancelled_batch_is_undone():
     async def main():
         db = MicroTetherDB()
         db.put("pre", {"v": 0})
-        t = asyncio.create_task(db.aput_batch([{"i": i} for i in range(400)]))
+        t = asyncio.create_task(db.aput_batch([{"i": i} for i in range(100)]))
         for _ in range(3):
             await asyncio.sleep(0)
         assert db._abusy
@@ -160,12 +160,12 @@ def test_async_delete_batch_and_cleanup_chunked():
 
     async def main():
         db = MicroTetherDB(clock=lambda: t[0])
-        ks = db.put_batch([{"i": i} for i in range(100)], ttls=5)
-        ks2 = db.put_batch([{"j": i} for i in range(100)])
+        ks = db.put_batch([{"i": i} for i in range(60)], ttls=5)
+        ks2 = db.put_batch([{"j": i} for i in range(60)])
         t[0] = 5
-        assert await db.acleanup() == 100
-        assert await db.adelete_batch(ks2[:50] + ks[:10]) == 50
-        assert len(db) == 50
+        assert await db.acleanup() == 60
+        assert await db.adelete_batch(ks2[:30] + ks[:10]) == 30
+        assert len(db) == 30
         await db.aclose()
         await db.aclose()  # twice is fine
         return True
