@@ -38,16 +38,18 @@ QEMU = "qemu-system-arm"
 MACHINE = "mps2-an385"
 
 # Mounts the board's RAM disk at /flash (formats it if it holds no LittleFS)
-# and leaves no names behind in the program's globals.
+# and leaves no names behind in the program's globals. It also re-enables the
+# GC: on this port gc.disable() would outlive mpremote's soft reset.
 MOUNT = (
-    "import vfs, ramdisk, os\n"
+    "import vfs, ramdisk, os, gc\n"
+    "gc.enable()\n"
     "try:\n"
     " vfs.mount(vfs.VfsLfs2(ramdisk.RAMDisk()), '/flash')\n"
     "except OSError:\n"
     " vfs.VfsLfs2.mkfs(ramdisk.RAMDisk())\n"
     " vfs.mount(vfs.VfsLfs2(ramdisk.RAMDisk()), '/flash')\n"
     "os.chdir('/flash')\n"
-    "del vfs, ramdisk, os\n"
+    "del vfs, ramdisk, os, gc\n"
 )
 FORMAT = "import vfs, ramdisk\nvfs.VfsLfs2.mkfs(ramdisk.RAMDisk())\ndel vfs, ramdisk\n"
 
@@ -147,28 +149,34 @@ class QemuSession:
 
     # -- running code ------------------------------------------------------
 
-    def run_file(self, path, timeout=60):
+    def run_file(self, path, timeout=60, mount=True):
         """Run a MicroPython file on the board; returns what it printed.
 
         A MicroPython exception is part of the returned text (not raised).
         On a timeout the program is interrupted (Ctrl-C; QEMU is restarted if
         the board does not answer) and QemuError is raised with the output.
+        mount=False leaves /flash unmounted (the heap exactly as after a reset).
         """
-        if self.proc is None or self.proc.poll() is not None:
-            raise QemuError("QEMU is not running (start() it; it said: %s)" % self._qemu_output())
-        try:
-            return self._mpremote(["exec", MOUNT, "run", os.path.abspath(path)], timeout)
-        except QemuError:
-            self._recover()
-            raise
+        return self.mpremote_do(["run", os.path.abspath(path)], timeout, mount)
 
-    def run_code(self, src, timeout=60):
+    def run_code(self, src, timeout=60, mount=True):
         with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
             f.write(src)
         try:
-            return self.run_file(f.name, timeout)
+            return self.run_file(f.name, timeout, mount)
         finally:
             os.unlink(f.name)
+
+    def mpremote_do(self, args, timeout=60, mount=True):
+        """Any mpremote commands (after its soft reset and the /flash mount),
+        e.g. ["cp", "-r", "dir", ":/flash/"]; returns their output."""
+        if self.proc is None or self.proc.poll() is not None:
+            raise QemuError("QEMU is not running (start() it; it said: %s)" % self._qemu_output())
+        try:
+            return self._mpremote((["exec", MOUNT] if mount else []) + list(args), timeout)
+        except QemuError:
+            self._recover()
+            raise
 
     # -- internals ---------------------------------------------------------
 
