@@ -55,6 +55,8 @@ def cmd_test(args):
         build_firmware(target)
         # The whole suite on the host firmware; the device-side suite on the others.
         paths = ["tests"] if target == "unix" else ["tests/test_device.py"]
+        if target == "qemu":
+            paths.append("tests/test_qemu.py")   # the runner and image themselves
         cmd = [vpy, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                "--target", target] + paths + args.pytest_args
         log("pytest on %s: %s" % (target, " ".join(cmd[1:])))

@@ -1,0 +1,104 @@
+"""The qemu runner (scripts/qemu_run.py) and board image, seen from the host.
+
+Run with --target qemu (``make test`` does); skipped on other targets. These
+use their own QEMU sessions where they break things on purpose.
+"""
+
+import os
+import time
+
+import pytest
+
+import targets
+
+qemu_run = targets.qemu_run
+
+
+@pytest.fixture(autouse=True)
+def _qemu_only(request):
+    if request.config.getoption("--target") != "qemu":
+        pytest.skip("needs --target qemu")
+
+
+def _alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_output_and_traceback_come_back_as_text(target):
+    out = target.run_code("print('hi')\nimport sys\nprint(sys.platform)\n1/0\n")
+    assert "hi\nqemu\n" in out
+    assert "ZeroDivisionError" in out
+
+
+def test_frozen_package_btree_and_flash(target):
+    out = target.run_code(
+        "import microtetherdb, btree, os, vfs\n"
+        "print(microtetherdb.__file__.startswith('microtetherdb/'))\n"
+        "print(os.getcwd(), type(vfs.VfsLfs2))\n"
+        "db = microtetherdb.MicroTetherDB('q.db', in_memory=False)\n"
+        "db.put('k', {'a': 1}); db.close()\n"
+        "print('q.db' in os.listdir('/flash'))\n")
+    assert "True\n/flash" in out and out.rstrip().endswith("True"), out
+
+
+def test_files_on_flash_persist_between_runs(target):
+    target.run_code("open('/flash/persist.txt', 'w').write('still here')")
+    assert "still here" in target.run_code("print(open('/flash/persist.txt').read())")
+
+
+def test_hang_times_out_and_session_recovers():
+    with qemu_run.QemuSession() as s:
+        pid = s.proc.pid
+        t = time.monotonic()
+        with pytest.raises(qemu_run.QemuError, match="timed out"):
+            s.run_code("print('start')\nwhile True:\n    pass\n", timeout=3)
+        assert time.monotonic() - t < 20
+        # Ctrl-C interrupted the loop: same QEMU, usable again.
+        assert s.proc.pid == pid
+        assert "42" in s.run_code("print(6 * 7)")
+    assert not _alive(pid)
+
+
+def test_keyboard_interrupt_reaches_running_code():
+    # The board's UART interrupt turns Ctrl-C into KeyboardInterrupt even in
+    # time.sleep (WFI) - that is what lets the runner recover without a reboot.
+    with qemu_run.QemuSession() as s:
+        pid = s.proc.pid
+        with pytest.raises(qemu_run.QemuError):
+            s.run_code("import time\ntime.sleep(600)\n", timeout=2)
+        assert s.proc.pid == pid
+        assert "ok" in s.run_code("print('ok')")
+
+
+def test_image_that_does_not_boot_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.elf"
+    with open(qemu_run.IMAGE, "rb") as f:
+        bad.write_bytes(f.read()[:4096])   # truncated image
+    s = qemu_run.QemuSession(str(bad), boot_timeout=5)
+    with pytest.raises(qemu_run.QemuError, match="did not boot"):
+        s.start()
+    assert s.proc is None
+
+
+def test_missing_image_is_a_clear_error(tmp_path):
+    with pytest.raises(qemu_run.QemuError, match="make firmware TARGET=qemu"):
+        qemu_run.QemuSession(str(tmp_path / "none.elf")).start()
+
+
+def test_clock_is_deterministic_under_icount():
+    # With -icount the SysTick counts instructions: the same code takes the
+    # same number of ticks every time (used for reproducible benchmarks).
+    code = ("import time\nx = 0\nt = time.ticks_cpu()\n"
+            "for i in range(2000):\n    x += i * i\n"
+            "print('@', time.ticks_diff(time.ticks_cpu(), t))\n")
+    with qemu_run.QemuSession(icount=2) as s:
+        runs = []
+        for _ in range(3):
+            out = s.run_code(code)
+            runs.append(int(out.split("@")[1].split()[0]))
+    assert runs[0] > 0
+    assert max(runs) - min(runs) <= 2, runs   # a couple of cycles of read-out skew
