@@ -509,6 +509,8 @@ def _keyrange(spec):
             start = s
         if e is not None and (end is None or e < end):
             end = e
+    if start == b"":
+        start = None      # btree rejects empty keys; b"" is below every key
     return start, end
 
 
@@ -578,6 +580,8 @@ def compile(q):
 
 def _source(db, plan):
     # -> (iterator of (key_bytes, raw), description dict)
+    if plan.kend is not None and (plan.kend == b"" or (plan.kstart is not None and plan.kend <= plan.kstart)):
+        return iter(()), {"plan": "empty"}
     ix = None
     try:
         from . import index
