@@ -7,8 +7,10 @@
   for the board's filesystem) reproduces the package byte for byte;
 - `python3 -m firmware mpy` output (.mpy + package.json) installs the same
   way and the .mpy package works in the real MicroPython binary, imported
-  from the filesystem instead of the frozen copy; the RAM each way costs is
-  printed (no timing or size asserts).
+  from the filesystem instead of the frozen copy;
+- `mpremote mip install` (the real command, over the raw REPL) installs both
+  onto the qemu board's /flash, where they work; the RAM each form costs is
+  printed (the only size asserts: frozen < .mpy < .py, what the docs claim).
 """
 
 import json
@@ -171,3 +173,81 @@ def test_ram_cost_frozen_vs_mpy_vs_py(tmp_path):
         print("%-8s %16d %26d" % (label, imp, heap))
     # Frozen code is not in the heap at all: it must cost less than loading it.
     assert rows[0][1] < rows[1][1] and rows[0][1] < rows[2][1]
+
+
+QEMU_ROUND_TRIP = """
+import sys, gc
+sys.path[:] = ['', '%s']
+gc.collect()
+a0 = gc.mem_alloc()
+filler = bytearray(max(0, gc.mem_free() - %d))
+gc.collect()
+try:
+    import microtetherdb
+    from microtetherdb import MicroTetherDB
+    gc.collect()
+    a1 = gc.mem_alloc() - len(filler)
+    db = MicroTetherDB()
+    k = db.put({"t": 21.5, "s": "ok"})
+    assert db.get(k) == {"t": 21.5, "s": "ok"}
+    db.close()
+    print("FILE", microtetherdb.__file__)
+    print("IMPORT_BYTES", a1 - a0)
+    print("RESULT ok")
+except MemoryError:
+    print("RESULT oom")
+"""
+
+
+def test_mip_install_and_ram_on_a_32_bit_board(tmp_path):
+    """mpremote mip install onto the qemu board (32-bit, ~140 KB heap), then use it.
+
+    Real mpremote, real raw REPL, real MicroPython filesystem (/flash): the
+    .mpy package.json from `python3 -m firmware mpy` and the top-level .py one
+    both install into /flash, import from there (".frozen" taken off
+    sys.path) and do a put/get. Prints, for frozen/.mpy/.py, the heap held
+    after import and the least free heap that import + put/get needs (found
+    by filling the rest of the heap).
+    """
+    import sys
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    try:
+        import qemu_run
+    finally:
+        sys.path.pop(0)
+    if not os.path.exists(qemu_run.IMAGE):
+        from firmware.__main__ import build_firmware
+        build_firmware("qemu")  # make test builds it next anyway (cached)
+    mpy_pkg = os.path.join(target_esp32.build_mpy(out=str(tmp_path / "mpy")), "package.json")
+    s = qemu_run.QemuSession()
+    s.start()
+    try:
+        out = s.mpremote_do(["mip", "install", "--target", "/flash/lib", mpy_pkg], timeout=180)
+        assert "Installing: /flash/lib/microtetherdb/__init__.mpy" in out, out
+        out = s.mpremote_do(["mip", "install", "--target", "/flash/libpy",
+                             os.path.join(ROOT, "package.json")], timeout=180)
+        assert "Installing: /flash/libpy/microtetherdb/__init__.py" in out, out
+        rows = []
+        for label, path, file in ((("frozen", ".frozen", "microtetherdb/__init__.py")),
+                                  (".mpy", "/flash/lib", "/flash/lib/microtetherdb/__init__.mpy"),
+                                  (".py", "/flash/libpy", "/flash/libpy/microtetherdb/__init__.py")):
+            out = s.run_code(QEMU_ROUND_TRIP % (path, 1 << 30), timeout=120)
+            assert "RESULT ok" in out, out
+            assert value(out, "FILE") == file
+            imported = int(value(out, "IMPORT_BYTES"))
+            lo, hi = 1024, 131072
+            while hi - lo > 512:
+                mid = (lo + hi) // 2
+                if "RESULT ok" in s.run_code(QEMU_ROUND_TRIP % (path, mid), timeout=120):
+                    hi = mid
+                else:
+                    lo = mid
+            rows.append((label, imported, hi))
+    finally:
+        s.stop()
+    print("\nMicroTetherDB heap cost on the qemu board (32-bit ARM, MicroPython 1.25):")
+    print("%-8s %16s %30s" % ("form", "after import (B)", "least free heap, import+put/get"))
+    for label, imp, need in rows:
+        print("%-8s %16d %30d" % (label, imp, need))
+    # What docs/esp32.md tells users: frozen < .mpy < .py.
+    assert rows[0][2] < rows[1][2] < rows[2][2]
