@@ -1,5 +1,5 @@
 # MicroTetherDB firmware for generic ESP32 modules with 4 MiB flash
-# (WROOM, WROVER, SOLO, PICO, MINI). Same ESP-IDF configuration as
+# (WROOM, WROVER, PICO, MINI; dual-core). Same ESP-IDF configuration as
 # MicroPython 1.25's ports/esp32/boards/ESP32_GENERIC, plus the DB frozen in.
 #
 # Build (from ports/esp32 of MicroPython v1.25.0):
