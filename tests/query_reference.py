@@ -233,7 +233,7 @@ def evaluate(q, records, now):
             field, direction = srt
         pos = {r[0]: i for i, r in enumerate(hits)}
         if field == "$key":
-            keyed = [((0, 0), r) for r in hits]
+            keyed = [(r[0].encode(), r) for r in hits]
         else:
             keyed = [(sort_key(lookup(r[1], field)), r) for r in hits]
         # ties always stay in key order

@@ -648,7 +648,7 @@ def _run(db, plan, src):
     i = 0
     for kb, doc in _matches(db, plan, src):
         if get is None:
-            r, v = 0, 0
+            r, v = 0, i      # "$key": the position is the key order
         else:
             r, v = _rank(get(doc))
         rows.append((r, v, -i if desc else i, kb))
