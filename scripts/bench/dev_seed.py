@@ -84,6 +84,9 @@ def seed_main():
             qcounts = counts
         n_left = impl_count()
         o_close.run0(impl_close)
+        if path:
+            size = fsize(path)
+            rm(path)
         keys = bkeys = None
     for o in (o_open, o_put, o_get, o_del, o_pb, o_db, o_q, o_close):
         if o.peak > peak:
@@ -95,7 +98,7 @@ def seed_main():
     o_q.done({"counts": qcounts, "errors": qerr})
     val("records_left", n_left)
     if mode == "file":
-        val("file_size", fsize(path))
+        val("file_size", size)
     heap_rec("seed", h0, live(), {"peak": peak})
 
 

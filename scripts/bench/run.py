@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,7 @@ QEMU_ELF = os.path.join(ROOT, "build", "qemu", "firmware.elf")
 UNIX_HEAP = "32M"
 ICOUNT_SHIFT = 0  # 1 instruction = 2**0 ns of virtual time: us * 1000 = instructions
 MARK = "@@B "
+QEMU_MEM_RAM_PERCENTAGE = 50
 
 
 def need(module, spec):
@@ -178,6 +180,8 @@ def plan(args):
                 continue
             for impl in ("raw", "db"):
                 extra = {"n": n, "qreps": 3 if n >= 10000 else 5}
+                if args.target == "qemu" and mode == "file" and n > 100:
+                    extra["ops"] = args.qemu_file_ops
                 if args.smoke:
                     extra.update({"qreps": 2, "b10": 2, "b100": 1})
                 progs.append(("n%d" % n, mode, impl, extra))
@@ -192,8 +196,12 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, default=None,
                     help="repeat every program (unix default 5; qemu 1: deterministic)")
     ap.add_argument("--reps", type=int, default=None, help="seed workload repetitions per program")
-    ap.add_argument("--qemu-mem-max", type=int, default=1000,
+    ap.add_argument("--qemu-mem-max", type=int, default=100,
                     help="largest N run in memory mode on qemu (~140 KB heap)")
+    ap.add_argument("--qemu-file-ops", type=int, default=50,
+                    help="qemu file mode, N > 100: time this many put/get/overwrite/delete "
+                         "calls (the rest is written in batches): each flush on LittleFS "
+                         "rewrites the file's tail, so N single puts cost O(N^2)")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs"))
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one run, no plot")
     ap.add_argument("--no-plot", action="store_true")
@@ -215,6 +223,8 @@ def main(argv=None):
         args.reps = 3 if args.target == "qemu" else 5
     dbopts = json.loads(args.dbopts)
 
+    # SIGTERM (a CI timeout, kill) -> SystemExit, so that `finally` stops QEMU
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
     runner = UnixRunner() if args.target == "unix" else QemuRunner()
     t_start = time.time()
     records = []
@@ -224,8 +234,12 @@ def main(argv=None):
         progs = plan(args)
         for run in range(args.runs):
             for work, mode, impl, extra in progs:
+                opts = dict(dbopts)
+                if args.target == "qemu" and mode == "mem":
+                    # the default 15 % of a ~140 KB heap (~21 KB) holds ~60 records
+                    opts.setdefault("ram_percentage", QEMU_MEM_RAM_PERCENTAGE)
                 cfg = {"impl": impl, "mode": mode, "work": work, "dir": runner.devdir,
-                       "target": args.target, "sync": True, "dbopts": dbopts}
+                       "target": args.target, "sync": True, "dbopts": opts}
                 cfg.update(extra)
                 t0 = time.time()
                 try:
@@ -259,10 +273,13 @@ def main(argv=None):
             "machine": machine(),
             "micropython": version,
             "commit": git_commit(),
+            "qemu_file_ops": args.qemu_file_ops if args.target == "qemu" else None,
+            "qemu_mem_max": args.qemu_mem_max if args.target == "qemu" else None,
             "runs": args.runs, "seed_reps": args.reps, "sizes": args.sizes, "modes": args.modes,
             "unix_heap": UNIX_HEAP if args.target == "unix" else None,
             "icount_shift": runner.shift if args.target == "qemu" else None,
             "dbopts": dbopts,
+            "qemu_mem_ram_percentage": QEMU_MEM_RAM_PERCENTAGE if args.target == "qemu" else None,
             "seconds": round(time.time() - t_start, 1),
             "command": "scripts/bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         },
