@@ -53,6 +53,10 @@ MOUNT = (
 )
 FORMAT = "import vfs, ramdisk\nvfs.VfsLfs2.mkfs(ramdisk.RAMDisk())\ndel vfs, ramdisk\n"
 
+# What the port's fault handler (mcu/arm/errorhandler.c) prints before it stops.
+FAULT = re.compile(rb"(NMI|HardFault|MemManage|BusFault|UsageFault|SVCall|DebugMonitor|"
+                   rb"PendSV|SysTick|External interrupt)( -?\d+)? exception caught:")
+
 _live = set()   # sessions to stop at interpreter exit: no stray QEMU
 
 
@@ -82,6 +86,7 @@ class QemuSession:
         self.proc = None
         self.pty = None
         self._fd = None
+        self._crashed = False
         self.boot_seconds = None   # start() to first REPL prompt
 
     # -- life cycle ---------------------------------------------------------
@@ -181,25 +186,52 @@ class QemuSession:
     # -- internals ---------------------------------------------------------
 
     def _mpremote(self, args, timeout):
+        """Run mpremote, streaming its output: stop early if the board faults."""
         cmd = self.mpremote + ["connect", self.pty] + args
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
+        out, fault_at, timed_out = b"", None, False
+        deadline = time.monotonic() + timeout
         try:
-            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
-                               timeout=timeout)
-        except subprocess.TimeoutExpired as e:
-            out = (e.stdout or b"") + (e.stderr or b"")
-            raise QemuError("timed out after %ss; output so far:\n%s"
-                            % (timeout, out.decode("utf-8", "replace")[-4000:]))
-        out = (p.stdout + p.stderr).decode("utf-8", "replace").replace("\r\n", "\n")
+            fd = p.stdout.fileno()
+            while True:
+                now = time.monotonic()
+                if fault_at is not None and now > fault_at + 0.5:
+                    break   # the register dump is out; the board is stuck
+                if now > deadline:
+                    timed_out = True
+                    break
+                if select.select([fd], [], [], 0.2)[0]:
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
+                        break
+                    out += chunk
+                    if fault_at is None and FAULT.search(out[-8192:]):
+                        fault_at = now
+        finally:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+            p.stdout.close()
+        text = out.decode("utf-8", "replace").replace("\r\n", "\n")
+        if fault_at is not None:
+            self._crashed = True
+            raise QemuError("the board crashed (CPU fault); output:\n" + text[-4000:])
+        if timed_out:
+            raise QemuError("timed out after %ss; output so far:\n%s" % (timeout, text[-4000:]))
         if self.proc.poll() is not None:
+            self._crashed = True
             raise QemuError("QEMU exited (code %s) while running; output:\n%s"
-                            % (self.proc.returncode, out[-4000:]))
-        if p.returncode and _mpremote_failed(out):
-            raise QemuError("mpremote could not talk to the board:\n" + out[-4000:])
-        return out
+                            % (self.proc.returncode, text[-4000:]))
+        if p.returncode and _mpremote_failed(text):
+            raise QemuError("mpremote could not talk to the board:\n" + text[-4000:])
+        return text
 
     def _recover(self):
-        """After a timeout: interrupt the program, or restart QEMU."""
-        if self.proc is not None and self.proc.poll() is None and self._fd is not None:
+        """After a failure: interrupt the program (Ctrl-C), or restart QEMU."""
+        crashed, self._crashed = self._crashed, False
+        if (not crashed and self.proc is not None and self.proc.poll() is None
+                and self._fd is not None):
             # Ctrl-C twice (KeyboardInterrupt), Ctrl-B (leave raw REPL), Enter.
             if self._prompt(b"\x03\x03\x02\r", 5):
                 return
@@ -315,9 +347,11 @@ def main(argv=None):
         print("[qemu] booted to REPL in %.2fs on %s" % (s.boot_seconds, s.pty), file=sys.stderr)
         if args.code is not None:
             sys.stdout.write(s.run_code(args.code, args.timeout))
+            sys.stdout.flush()
         for f in args.files:
             t = time.monotonic()
             sys.stdout.write(s.run_file(f, args.timeout))
+            sys.stdout.flush()
             print("[qemu] %s: %.2fs" % (f, time.monotonic() - t), file=sys.stderr)
         if args.repl:
             print("[qemu] mpremote REPL on %s; Ctrl-] to leave" % s.pty, file=sys.stderr)

@@ -74,6 +74,21 @@ def test_keyboard_interrupt_reaches_running_code():
         assert "ok" in s.run_code("print('ok')")
 
 
+def test_cpu_fault_is_reported_and_qemu_restarted():
+    # A bus fault (read of unmapped memory) ends in the port's fault handler,
+    # which prints the registers and stops: the runner sees it at once.
+    with qemu_run.QemuSession() as s:
+        pid = s.proc.pid
+        t = time.monotonic()
+        with pytest.raises(qemu_run.QemuError, match="crashed") as e:
+            s.run_code("import machine\nprint('before')\nmachine.mem32[0x70000000]\n",
+                       timeout=120)
+        assert time.monotonic() - t < 60
+        assert "before" in str(e.value) and "HardFault" in str(e.value)
+        assert s.proc.pid != pid and not _alive(pid)
+        assert "alive" in s.run_code("print('alive')")
+
+
 def test_image_that_does_not_boot_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.elf"
     with open(qemu_run.IMAGE, "rb") as f:
