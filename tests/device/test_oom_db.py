@@ -11,8 +11,8 @@ import gc
 from microtetherdb import MicroTetherDB
 
 IDX = b"\xfft"
-ROUNDS_QEMU = 12
-ROUNDS = 30
+ROUNDS_QEMU = 16  # headroom 32 B .. 36 KB (factor 1.6)
+ROUNDS = 30  # headroom 32 B .. 64 KB (factor 1.3)
 DEBUG = 0
 
 
@@ -131,6 +131,7 @@ def sweep(in_memory):
     model = {}
     fl = Filler()
     rounds = ROUNDS_QEMU if TARGET == "qemu" else ROUNDS
+    fac = 1.6 if TARGET == "qemu" else 1.3
     stats = {}
     for name, prep, fn in ops(clk):
         fails = 0
@@ -143,7 +144,7 @@ def sweep(in_memory):
             before = dict(model)
             after = dict(model)
             ok = True
-            fl.fill(int(32 * 1.3 ** r))
+            fl.fill(int(32 * fac ** r))
             try:
                 fn(db, after)
             except MemoryError:
@@ -153,7 +154,7 @@ def sweep(in_memory):
             if not ok:
                 fails += 1
             if DEBUG:
-                print(name, r, int(32 * 1.3 ** r), ok)
+                print(name, r, int(32 * fac ** r), ok)
             why = consistent(db, after if ok else before, clk[0])
             if why and not ok:
                 why2 = consistent(db, after, clk[0])
