@@ -2,6 +2,7 @@
 import gc
 
 from . import codec
+from . import index as _index
 from . import keys as _keys
 from . import ttl as _ttl
 from .errors import CorruptDBError, DBError, DBLock
@@ -96,6 +97,7 @@ class MicroTetherDB:
             budget = int((gc.mem_free() + gc.mem_alloc()) * self.ram_percentage / 100)
         self._gen = _keys.KeyGen()
         self._ix = None  # secondary-index hook object (query engine), see _write_record
+        self._ixs = None  # index.Indexes (definitions), also when _ix is None
         self._alock = None  # asyncio.Lock, created by the async API
         self._abusy = False  # True while an async batch/cleanup is mid-way
         self._task = None  # TTL sweeper task
@@ -105,6 +107,7 @@ class MicroTetherDB:
         self._bt = self._st.bt
         try:
             self._load_meta()
+            _index.attach(self)
         except BaseException:
             self._st.close()
             self._bt = None
@@ -304,7 +307,13 @@ class MicroTetherDB:
             if type(key) is not str:
                 key = str(kb, "utf-8")
         self._reserve(kb, raw)
-        self._write_record(kb, self._bt.get(kb), raw)
+        old = self._bt.get(kb)
+        c0 = self._count
+        try:
+            self._write_record(kb, old, raw)
+        except BaseException:
+            self._undo(((kb, old),), c0)  # e.g. MemoryError half-way: all or nothing
+            raise
         self._after_write()
         return key
 
@@ -319,6 +328,7 @@ class MicroTetherDB:
             self._count = 0
             self._gen = _keys.KeyGen()
             self._load_meta()
+            _index.attach(self)
             self._dirty = 0
             return 1
         if key is None:
@@ -329,7 +339,12 @@ class MicroTetherDB:
         if old is None:
             return 0
         live = self._live(old, self._now())
-        self._delete_record(kb, old)
+        c0 = self._count
+        try:
+            self._delete_record(kb, old)
+        except BaseException:
+            self._del_undo(((kb, old),), c0)
+            raise
         self._after_write()
         return 1 if live else 0
 
@@ -413,9 +428,17 @@ class MicroTetherDB:
             if old is None:
                 if cur is not None:
                     self._delete_record(kb, cur)
-            elif cur != old:
-                self._write_record(kb, cur, old)
+            else:
+                if cur != old:
+                    self._write_record(kb, cur, old)
+                self._fix_idx(kb, old)
         self._count = count
+
+    def _fix_idx(self, kb, raw):
+        # After an interrupted write: make sure raw's expiry index entry exists.
+        e = codec.expiry(raw)
+        if e is not None:
+            self._bt[_ttl.ikey(e, kb)] = b""
 
     def put_batch(self, items, ttls=None):
         self._wguard()
@@ -458,6 +481,7 @@ class MicroTetherDB:
                 cur = bt.get(kb)
                 if cur != old:
                     self._write_record(kb, cur, old)
+                self._fix_idx(kb, old)
         self._count = count
 
     def delete_batch(self, keys):
@@ -596,7 +620,10 @@ class MicroTetherDB:
         if st.mem:
             self._bt.flush()  # move cached pages into the BytesIO
         size = st.size()
-        return {
+        from .compact import usage
+
+        d = usage(self)  # live_bytes, dead_bytes, free_pages
+        d.update({
             "records": self._count - exp,
             "expired_pending": exp,
             "in_memory": st.mem,
@@ -606,7 +633,8 @@ class MicroTetherDB:
             "flushes": st.flushes,
             "writes": self._writes,
             "unflushed_writes": 0 if st.mem else self._dirty,
-        }
+        })
+        return d
 
     # --- queries (query engine is its own module, imported on first use) ---
     def query(self, q):
@@ -626,6 +654,24 @@ class MicroTetherDB:
         from . import query
 
         return query.explain(self, q)
+
+    # --- indexes and compaction (index.py, compact.py) -----------------------
+    def create_index(self, field):
+        return _index.create_index(self, field)
+
+    def drop_index(self, field):
+        return _index.drop_index(self, field)
+
+    def indexes(self):
+        return _index.indexes(self)
+
+    def reindex(self):
+        return _index.reindex(self)
+
+    def compact(self):
+        from . import compact
+
+        return compact.compact(self)
 
     # --- context managers ---------------------------------------------------
     def __enter__(self):

@@ -164,3 +164,56 @@ def test_big_batch_file_one_flush():
     db = MicroTetherDB(fn, in_memory=False)
     assert len(db) == 100 and db.get(ks[1]) == {"i": 1, "pad": "p" * 20}
     db.close()
+
+
+def test_single_put_and_delete_undone_on_failure():
+    import btree
+
+    db = MicroTetherDB()
+    db.put("k", {"v": 1}, ttl=50)
+    before = sorted(db._bt.items())
+
+    class Flaky:
+        # wraps the btree: fails the n-th write
+        def __init__(self, bt, n):
+            self.bt, self.n = bt, n
+
+        def _tick(self):
+            self.n -= 1
+            if self.n == 0:
+                raise MemoryError("simulated")
+
+        def __setitem__(self, k, v):
+            self._tick()
+            self.bt[k] = v
+
+        def __delitem__(self, k):
+            self._tick()
+            del self.bt[k]
+
+        def get(self, k, d=None):
+            return self.bt.get(k, d)
+
+        def __getitem__(self, k):
+            return self.bt[k]
+
+    real = db._bt
+    for n in (1, 2, 3):
+        db._bt = Flaky(real, n)
+        try:
+            db.put("k", {"v": 2}, ttl=100)  # del old index entry, put record, put new index entry
+        except MemoryError:
+            pass
+        db._bt = real
+        assert sorted(db._bt.items()) == before, n
+        assert db.get("k") == {"v": 1} and len(db) == 1
+    for n in (1, 2):
+        db._bt = Flaky(real, n)
+        try:
+            db.delete("k")
+        except MemoryError:
+            pass
+        db._bt = real
+        assert sorted(db._bt.items()) == before, n
+        assert len(db) == 1
+    db.close()
