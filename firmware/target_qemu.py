@@ -36,7 +36,11 @@ def build(src, manifest=None, output=OUTPUT):
          "BOARD_DIR=" + BOARD_DIR,
          "BUILD=" + os.path.dirname(output),   # firmware.elf lands in BUILD
          "FROZEN_MANIFEST=" + manifest,
-         "MPY_LIB_DIR=" + empty_micropython_lib()])
+         "MPY_LIB_DIR=" + empty_micropython_lib()],
+        # Stop makeversionhdr.py's `git describe` at the source tree: it would
+        # otherwise find this project's repository and call the firmware
+        # "MicroPython <our commit>" instead of v1.25.0.
+        env=dict(os.environ, GIT_CEILING_DIRECTORIES=os.path.dirname(src)))
     return output
 
 
