@@ -83,7 +83,7 @@ class QemuTarget:
     one ``mpremote run`` per file; /flash (LittleFS on a RAM disk) is the cwd."""
 
     name = "qemu"
-    default_timeout = 600
+    default_timeout = 300
 
     def __init__(self, image=qemu_run.IMAGE):
         if not os.path.exists(image):

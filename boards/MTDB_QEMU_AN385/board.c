@@ -37,7 +37,7 @@ int *__errno(void) {
 }
 
 void *malloc(size_t size) {
-    void *p = gc_alloc(size, 0);
+    void *p = gc_alloc(size ? size : 1, 0); // gc_alloc(0) would be NULL
     if (p == NULL) {
         board_errno = ENOMEM;
     }
