@@ -90,6 +90,21 @@ def test_mip_installs_the_package_byte_for_byte(tmp_path):
             assert a.read() == b.read(), n
 
 
+def fresh_py_package(tmp_path):
+    """A package.json for the current .py files (URLs relative to tmp_path).
+
+    The RAM measurements use it so that they measure the package as it is,
+    independent of whether the top-level package.json is current (that is
+    test_package_json_is_current_and_complete's job).
+    """
+    pkg = target_esp32.package_json()
+    pkg["urls"] = [[t, os.path.relpath(os.path.join(ROOT, u), str(tmp_path))]
+                   for t, u in pkg["urls"]]
+    path = tmp_path / "py-package.json"
+    path.write_text(json.dumps(pkg))
+    return str(path)
+
+
 ROUND_TRIP = """
 import sys, gc
 gc.collect()
@@ -156,7 +171,7 @@ def test_ram_cost_frozen_vs_mpy_vs_py(tmp_path):
     """Prints the heap the DB costs when frozen, as .mpy and as .py (figures, no asserts on size)."""
     mpy_lib = mip_install_local(os.path.join(target_esp32.build_mpy(out=str(tmp_path / "mpy")),
                                              "package.json"), str(tmp_path / "fs_mpy"))
-    py_lib = mip_install_local(os.path.join(ROOT, "package.json"), str(tmp_path / "fs_py"))
+    py_lib = mip_install_local(fresh_py_package(tmp_path), str(tmp_path / "fs_py"))
     rows = []
     # A frozen module's __file__ has no directory; the others come from their lib.
     for label, path, file in (("frozen", "", "microtetherdb/__init__.py"),
@@ -225,7 +240,7 @@ def test_mip_install_and_ram_on_a_32_bit_board(tmp_path):
         out = s.mpremote_do(["mip", "install", "--target", "/flash/lib", mpy_pkg], timeout=180)
         assert "Installing: /flash/lib/microtetherdb/__init__.mpy" in out, out
         out = s.mpremote_do(["mip", "install", "--target", "/flash/libpy",
-                             os.path.join(ROOT, "package.json")], timeout=180)
+                             fresh_py_package(tmp_path)], timeout=180)
         assert "Installing: /flash/libpy/microtetherdb/__init__.py" in out, out
         rows = []
         for label, path, file in ((("frozen", ".frozen", "microtetherdb/__init__.py")),
