@@ -127,7 +127,7 @@ def build(board="all", allow_network=False, no_cache=False):
     docker = _docker()
     os.makedirs(DIST, exist_ok=True)
     log("docker build %s (ESP-IDF image, MicroPython %s, submodules, mpy-cross, "
-        "IDF components; first time ~15 min)" % (pins.ESP32["image"], pins.ESP32["micropython_tag"]))
+        "IDF components; the first time downloads several GB)" % (pins.ESP32["image"], pins.ESP32["micropython_tag"]))
     cmd = docker_build_command(docker, no_cache)
     print("$ " + " ".join(cmd), flush=True)
     run(cmd)
