@@ -105,7 +105,7 @@ class QemuSession:
         t0 = time.monotonic()
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         _live.add(self)
         try:
             self.pty = self._read_pty_name()
@@ -302,6 +302,16 @@ class QemuSession:
                 pass
         text = text.decode("utf-8", "replace").strip()
         return text or "(nothing)"
+
+
+def _die_with_parent():
+    """In the QEMU child: get SIGTERM if the parent dies, even by SIGKILL
+    (Linux prctl PR_SET_PDEATHSIG), so no QEMU outlives a killed test run."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def find_mpremote():

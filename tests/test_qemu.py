@@ -5,6 +5,8 @@ use their own QEMU sessions where they break things on purpose.
 """
 
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -87,6 +89,24 @@ def test_cpu_fault_is_reported_and_qemu_restarted():
         assert "before" in str(e.value) and "HardFault" in str(e.value)
         assert s.proc.pid != pid and not _alive(pid)
         assert "alive" in s.run_code("print('alive')")
+
+
+def test_qemu_dies_with_a_killed_runner(tmp_path):
+    # Even when the process that started QEMU is SIGKILLed (no atexit), QEMU
+    # goes too: the runner sets PR_SET_PDEATHSIG in the child.
+    pidfile = tmp_path / "pid"
+    code = ("import os, signal, sys\nsys.path.insert(0, %r)\nimport qemu_run\n"
+            "s = qemu_run.QemuSession().start()\n"
+            "open(%r, 'w').write(str(s.proc.pid))\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n"
+            % (os.path.dirname(qemu_run.__file__), str(pidfile)))
+    p = subprocess.run([sys.executable, "-c", code], timeout=120)
+    assert p.returncode == -9
+    pid = int(pidfile.read_text())
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid)
 
 
 def test_image_that_does_not_boot_is_a_clear_error(tmp_path):
