@@ -111,15 +111,20 @@ def scaled_main():
         o.items = o2.items = size * count
         # each batch put is followed by the batch delete of its keys, so the
         # database stays at N..N+size records (fits the qemu heap in memory mode)
-        for b in range(count):
-            items = [doc(base + j) for j in range(size)]
-            base += size
-            bk = o.run(PUTB, items)
-            items = None
-            got = o2.run(DELB, bk)
-            if got != size:
-                raise AssertionError("delete_batch %d != %d" % (got, size))
-            bk = None
+        try:
+            for b in range(count):
+                items = [doc(base + j) for j in range(size)]
+                base += size
+                bk = o.run(PUTB, items)
+                items = None
+                got = o2.run(DELB, bk)
+                if got != size:
+                    raise AssertionError("delete_batch %d != %d" % (got, size))
+                bk = None
+        except MemoryError as e:
+            items = bk = None
+            err("put_batch%d" % size, e)
+            continue
         o.done()
         o2.done()
         heap_rec("batch%d" % size, h1, live(), {"peak": max(o.peak, o2.peak)})

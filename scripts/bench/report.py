@@ -74,7 +74,7 @@ def summarize(section):
             "alloc": _med([r.get("alloc") for r in rs]),
             "peak": max(r.get("peak") or 0 for r in rs),
         }
-        for extra in ("items", "results", "counts", "errors"):
+        for extra in ("items", "results", "counts", "errors", "flash"):
             if extra in rs[0]:
                 e[extra] = rs[0][extra]
         if shift is not None:
@@ -306,6 +306,44 @@ def heap_table(sec):
     return _table(head, rows)
 
 
+# SPI NOR flash figures for the ESP32 flash estimate (typical values of a
+# W25Q32JV-class part as found on ESP32 modules: 4 KB sector erase 45 ms,
+# 256-byte page program 0.4 ms; the maxima are 400 ms and 3 ms).
+FLASH_ERASE_MS = 45.0
+FLASH_PROG_MS_PER_256 = 0.4
+
+
+def flash_table(sec):
+    ops = sec["summary"]["ops"]
+    head = ["op", "calls", "DB: KB programmed / erases per call", "raw: KB programmed / erases per call",
+            "DB: est. ESP32 flash time per call (ms)", "raw: est. flash time (ms)"]
+    rows = []
+    for op in SEED_OPS:
+        d = ops.get(_key("seedflash", "file", "db", op))
+        r = ops.get(_key("seedflash", "file", "raw", op))
+        if not (d and d.get("flash")) and not (r and r.get("flash")):
+            continue
+
+        def per(e):
+            if not e or not e.get("flash"):
+                return "-", None
+            f, n = e["flash"], e["n"]
+            kb, er = f[1] / 1024.0 / n, f[2] / float(n)
+            ms = er * FLASH_ERASE_MS + f[1] / 256.0 / n * FLASH_PROG_MS_PER_256
+            return "%.1f / %.1f" % (kb, er), ms
+        dt, dms = per(d)
+        rt, rms = per(r)
+        rows.append([op, str((d or r)["n"]), dt, rt, _f(dms), _f(rms)])
+    if not rows:
+        return ""
+    return ("\n### Flash traffic of file mode (LittleFS, seed workload)\n\n"
+            "Counted by remounting `/flash` over a Python block device that counts LittleFS's "
+            "programs and erases (4 KB blocks, as on an ESP32). The flash time estimate uses "
+            "typical SPI NOR figures (%.0f ms per 4 KB erase, %.1f ms per 256-byte page program; "
+            "worst case about 9x more): this is the cost the qemu CPU figures above do not contain.\n\n"
+            % (FLASH_ERASE_MS, FLASH_PROG_MS_PER_256)) + _table(head, rows)
+
+
 def section_md(sec):
     m = sec["meta"]
     q = m["target"] == "qemu"
@@ -333,6 +371,14 @@ def section_md(sec):
         for f in sec["failures"]:
             out.append("- run %d %s/%s/%s: %s\n" % (f["run"], f["work"], f["mode"], f["impl"],
                                                     "; ".join(f["errors"]) or f["tail"].splitlines()[-1:]))
+    nofit = {}
+    for r in sec["records"]:
+        if r.get("t") == "nofit":
+            nofit.setdefault("%s/%s/%s: %s" % (r["work"], r["mode"], r["impl"], r["phase"]), r["error"])
+    if nofit:
+        out.append("\n**Did not fit the heap** (MemoryError or DBFullError; the rest of the program went on):\n")
+        for k in sorted(nofit):
+            out.append("- %s -- `%s`\n" % (k, nofit[k]))
     out.append("\n### Goals\n\n")
     out.append(_table(["goal", "target", "measured", "status"], [list(r) for r in goals(sec)]))
     out.append("\n### Seed workload (the earlier report's mix)\n\n")
@@ -353,6 +399,7 @@ def section_md(sec):
     for n in _sizes(sec):
         out.append("\n### %d documents\n\n" % n)
         out.append(scaled_table(sec, n))
+    out.append(flash_table(sec))
     out.append("\n### Heap and file size\n\n")
     out.append(heap_table(sec))
     return "".join(out)
@@ -372,6 +419,10 @@ def markdown(data):
            "(live heap before + allocated, an upper bound). Other calls run with the collector on, so "
            "collection pauses land in the calls that trigger them (visible in p95/max). Heap per record: "
            "live heap of an in-memory database holding N records minus the empty one, / N.\n\n"]
+    notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis.md")
+    if os.path.exists(notes):
+        with open(notes) as f:
+            out.append(f.read().rstrip() + "\n\n")
     for t in ("qemu", "unix"):
         if t in data:
             out.append(section_md(data[t]))
