@@ -47,6 +47,9 @@ class Storage:
             self.new = True
         else:
             fn = self.filename
+            from .compact import recover
+
+            recover(fn)  # finish or discard an interrupted compact()
             size = -1
             try:
                 st = os.stat(fn)
