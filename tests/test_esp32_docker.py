@@ -182,9 +182,7 @@ def test_cmd_builds_our_boards():
 def test_build_script_is_valid_bash_and_reads_the_chip_like_cmake():
     assert subprocess.run(["bash", "-n", BUILD_SH]).returncode == 0
     # COPY keeps the mode: the image runs it directly (RUN and CMD).
-    mode = subprocess.run(["git", "-C", ROOT, "ls-files", "-s", "scripts/esp32/docker-build.sh"],
-                          capture_output=True, text=True).stdout.split()
-    assert mode and mode[0] == "100755"
+    assert os.access(BUILD_SH, os.X_OK)
     # Source only the board_chip() function and ask it about every board.
     for board in esp32_boards():
         bdir = os.path.join(ROOT, "boards", board)
