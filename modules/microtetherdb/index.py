@@ -150,9 +150,11 @@ class Indexes:
         n = 0
         if field == TAGS:
             for kb, raw in self.db._records():
-                for t in codec.header(raw)[1]:
-                    bt[p + enc(t) + kb] = b""
-                    n += 1
+                tg = codec.header(raw)[1]
+                for i in range(len(tg)):
+                    if tg[i] not in tg[:i]:   # a tag given twice has one entry
+                        bt[p + enc(tg[i]) + kb] = b""
+                        n += 1
             return n
         from .query import _getter
         get = _getter(field)

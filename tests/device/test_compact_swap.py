@@ -1,0 +1,154 @@
+# compact(): reclaims space, keeps every record/tag/expiry/index entry, and
+# survives a power cut at every step of the file swap; stats() live/dead bytes.
+import os
+from microtetherdb import MicroTetherDB
+from microtetherdb import compact as C
+
+T = [1000]
+STEPS = ["start", "copy", "copied", "written", "renamed-new", "closed", "removed", "swapped"]
+
+
+def _exists(p):
+    try:
+        os.stat(p)
+        return True
+    except OSError:
+        return False
+
+
+def raw_items(db):
+    # every key/value in the btree (records, TTL index, indexes, metadata)
+    return [(bytes(k), bytes(v)) for k, v in db._bt.items()]
+
+
+def make(fn, mem):
+    T[0] = 1000
+    for s in ("", ".new", ".swp", ".jnl"):
+        if _exists(fn + s):
+            os.remove(fn + s)
+    db = MicroTetherDB(fn, in_memory=mem, clock=lambda: T[0])
+    db.create_index("n")
+    for i in range(150):
+        db.put("k%03d" % i, {"n": i % 9, "pad": "x" * (i % 40)}, tags=["t%d" % (i % 4)],
+               ttl=(50 if i % 5 == 0 else None))
+    for i in range(0, 150, 3):
+        db.delete("k%03d" % i)
+    for i in range(1, 150, 3):
+        db.put("k%03d" % i, {"n": -i})
+    db.flush()
+    return db
+
+
+def test_compact_file_and_memory():
+    for mem in (False, True):
+        fn = TMP + "/c.db"
+        db = make(fn, mem)
+        before = raw_items(db)
+        s0 = db.stats()
+        assert s0["live_bytes"] + s0["dead_bytes"] == s0["bytes_used"], s0
+        assert s0["dead_bytes"] > s0["bytes_used"] // 3, s0
+        got = db.compact()
+        s1 = db.stats()
+        assert got > 0 and got == s0["bytes_used"] - s1["bytes_used"], (got, s0, s1)
+        assert s1["dead_bytes"] < s0["dead_bytes"] // 4, (s0, s1)
+        assert s1["free_pages"] == 0
+        assert raw_items(db) == before                    # byte-identical contents
+        assert len(db) == 100 and db.get("k001") == {"n": -1}
+        assert [k for k, _ in db.find({"n": -4})] == ["k004"]
+        assert db.explain({"n": 2})["plan"] == "index"
+        T[0] = 1100
+        assert db.cleanup() == 10 and len(db) == 90       # TTL index came along
+        db.put("new", {"n": 1})
+        assert db.compact() >= 0
+        assert not _exists(fn + ".new") and not _exists(fn + ".swp")
+        db.close()
+        if not mem:
+            db = MicroTetherDB(fn, in_memory=False, clock=lambda: T[0])
+            assert len(db) == 91 and db.get("new") == {"n": 1}
+            assert db.indexes() == ["$tags", "n"]
+            db.close()
+
+
+def test_compact_power_cut_at_every_step():
+    fn = TMP + "/p.db"
+    seen = []
+    for step in STEPS:
+        db = make(fn, False)
+        want = raw_items(db)
+
+        def hook(name, step=step):
+            if name == step:
+                seen.append(name)
+                raise C.Cut(name)
+
+        C._hook = hook
+        try:
+            db.compact()
+            raise AssertionError("no cut at " + step)
+        except C.Cut:
+            pass
+        finally:
+            C._hook = None
+        db = None  # power gone: the old object is never used or closed again
+        db2 = MicroTetherDB(fn, in_memory=False, clock=lambda: T[0])
+        assert raw_items(db2) == want, step               # old or new file, complete
+        assert not _exists(fn + ".new") and not _exists(fn + ".swp"), step
+        assert len(db2) == 100
+        assert [k for k, _ in db2.find({"n": -4})] == ["k004"]
+        db2.put("after", {"n": 0})
+        assert db2.compact() > 0 or step in ("closed", "removed", "swapped")
+        db2.close()
+        db2 = MicroTetherDB(fn, in_memory=False, clock=lambda: T[0])
+        assert db2.get("after") == {"n": 0} and len(db2) == 101, step
+        db2.close()
+    assert seen == STEPS, seen
+
+
+def test_leftovers_are_cleaned_on_open():
+    fn = TMP + "/l.db"
+    db = make(fn, False)
+    want = raw_items(db)
+    db.close()
+    with open(fn + ".new", "wb") as f:       # an unfinished copy
+        f.write(b"garbage")
+    db = MicroTetherDB(fn, in_memory=False)
+    assert raw_items(db) == want and not _exists(fn + ".new")
+    db.close()
+
+
+def test_compact_failure_keeps_database_usable():
+    fn = TMP + "/f.db"
+    db = make(fn, False)
+    want = raw_items(db)
+
+    def hook(name):
+        if name == "copied":
+            raise OSError(28)   # ENOSPC while writing the copy
+    C._hook = hook
+    try:
+        db.compact()
+        raise AssertionError("no error")
+    except OSError:
+        pass
+    finally:
+        C._hook = None
+    assert not _exists(fn + ".new")
+    assert raw_items(db) == want
+    db.put("x", {"n": 1})
+    db.close()
+    db = MicroTetherDB(fn, in_memory=False, clock=lambda: T[0])
+    assert db.get("x") == {"n": 1} and len(db) == 101
+    db.close()
+
+
+def test_stats_on_empty_and_closed():
+    db = MicroTetherDB(in_memory=True)
+    s = db.stats()
+    assert s["live_bytes"] + s["dead_bytes"] == s["bytes_used"] and s["free_pages"] == 0
+    assert db.compact() >= 0
+    db.close()
+    try:
+        db.compact()
+        raise AssertionError("compact on a closed database")
+    except Exception as e:
+        assert "closed" in str(e)
