@@ -31,7 +31,9 @@ def _enc_num(v):
     try:
         f = float(v)
     except OverflowError:
-        f = 1e308 if v > 0 else -1e308
+        # float("1e308"), not a literal: a 1e308 literal cannot be frozen for
+        # single-precision boards (mpy-tool fails); there it is inf.
+        f = float("1e308") if v > 0 else -float("1e308")
     if f == 0:
         f = 0.0  # -0.0 and 0.0 are one value
     b = bytearray(struct.pack(">d", f))
