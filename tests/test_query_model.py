@@ -124,8 +124,13 @@ import json
 from microtetherdb import MicroTetherDB
 T = [%d]
 db = MicroTetherDB(in_memory=True, clock=lambda: T[0])
+IX, LATE = json.loads(%r)
+for f in IX if not LATE else ():
+    db.create_index(f)
 for k, doc, tags, ttl in json.loads(%r):
     db.put(k, doc, ttl=ttl, tags=tags or None)
+for f in IX if LATE else ():
+    db.create_index(f)
 T[0] = %d
 out = []
 for q in json.loads(%r):
@@ -138,8 +143,8 @@ db.close()
 """
 
 
-def run_case(target, recs, qs):
-    src = DEVICE % (START, json.dumps(recs), NOW, json.dumps(qs))
+def run_case(target, recs, qs, ix=(), late=False):
+    src = DEVICE % (START, json.dumps([list(ix), late]), json.dumps(recs), NOW, json.dumps(qs))
     text = target.run_code(src, timeout=120)
     line = [ln for ln in text.splitlines() if ln.startswith("RESULT")]
     assert line, text
@@ -153,11 +158,14 @@ STATS = {"cases": 0, "queries": 0, "nonempty": 0}
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.function_scoped_fixture])
 @given(recs=records, qs=st.lists(queries(), min_size=QUERIES_PER_CASE,
-                                 max_size=QUERIES_PER_CASE))
-def test_query_matches_reference(target, recs, qs):
+                                 max_size=QUERIES_PER_CASE),
+       ix=st.lists(st.sampled_from(PATHS), unique=True, max_size=4), late=st.booleans())
+def test_query_matches_reference(target, recs, qs, ix, late):
+    # ix: secondary indexes (created before or after the puts), so the
+    # planner's index scans are checked against the reference too
     recs = [list(r) for r in recs]
     model = [(k, d, t, None if ttl is None else START + ttl) for k, d, t, ttl in recs]
-    got = run_case(target, recs, qs)
+    got = run_case(target, recs, qs, ix, late)
     assert len(got) == len(qs)
     for q, res in zip(qs, got):
         want = ref.evaluate(q, model, NOW)
