@@ -44,5 +44,17 @@ def impl_close():
     _D = None
 
 
+def impl_index(field):
+    return _D.create_index(field)
+
+
+def impl_drop_index(field):
+    return _D.drop_index(field)
+
+
+def impl_explain(q):
+    return _D.explain(q)
+
+
 def impl_count():
     return len(_D)

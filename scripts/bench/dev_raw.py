@@ -175,6 +175,9 @@ def impl_close():
     _F = None
 
 
+impl_index = None  # no indexes: queries are always a scan
+
+
 def impl_count():
     n = 0
     for _ in _H.keys():

@@ -103,6 +103,21 @@ def scaled_main():
             err(name, e)
             continue
         o.done({"results": cnt})
+    if impl_index is not None and CFG.get("index", True):
+        # the same equality and range queries on secondary indexes (the
+        # database only; the tag query above already uses its built-in tag
+        # index), then the indexes are dropped again for the later phases
+        try:
+            timed_once("create_index", lambda: (impl_index("name"), impl_index("value")))
+            for name, spec in qs[:2]:
+                o = Op(name + "_idx", qreps)
+                for _ in range(qreps):
+                    cnt = len(o.run(QUERY, qarg(spec)))
+                o.done({"results": cnt, "plan": str(impl_explain(spec[1]))[:120]})
+            impl_drop_index("name")
+            impl_drop_index("value")
+        except Exception as e:
+            err("index", e)
     # batches
     base = 1000000
     for size, count in ((10, CFG.get("b10", 10)), (100, CFG.get("b100", 5))):

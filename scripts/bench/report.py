@@ -26,6 +26,7 @@ ASSUMPTION = (
 
 SEED_OPS = ("put", "get", "delete", "put_batch", "delete_batch", "query", "open", "close")
 SCALED_OPS = ("put", "get", "overwrite", "delete", "query_eq", "query_range", "query_tag",
+              "create_index", "query_eq_idx", "query_range_idx",
               "put_batch10", "delete_batch10", "put_batch100", "delete_batch100",
               "cleanup_half", "open", "close", "reopen")
 GOALS = (
@@ -74,7 +75,7 @@ def summarize(section):
             "alloc": _med([r.get("alloc") for r in rs]),
             "peak": max(r.get("peak") or 0 for r in rs),
         }
-        for extra in ("items", "results", "counts", "errors", "flash"):
+        for extra in ("items", "results", "counts", "errors", "flash", "plan"):
             if extra in rs[0]:
                 e[extra] = rs[0][extra]
         if shift is not None:
@@ -96,7 +97,9 @@ def summarize(section):
         work, mode, impl, op = k.split("|")
         if impl != "db":
             continue
-        raw = {r["run"]: r for r in ops.get(_key(work, mode, "raw", op), [])}
+        # an indexed query (db only) is compared with the raw scan of the same query
+        rop = op[:-4] if op.endswith("_idx") else op
+        raw = {r["run"]: r for r in ops.get(_key(work, mode, "raw", rop), [])}
         rat = [r["median"] / raw[r["run"]]["median"] for r in rs
                if r["run"] in raw and raw[r["run"]]["median"] > 0]
         ratm = [r["mean"] / raw[r["run"]]["mean"] for r in rs
@@ -260,10 +263,13 @@ def scaled_table(sec, n):
         head.append("ESP32 est. mem / file (ms, median)")
     rows = []
     for op in SCALED_OPS:
+        rop = op[:-4] if op.endswith("_idx") else op  # indexed: raw has only the scan
         dm = ops.get(_key(w, "mem", "db", op))
         df = ops.get(_key(w, "file", "db", op))
-        rm = ops.get(_key(w, "mem", "raw", op))
-        rf = ops.get(_key(w, "file", "raw", op))
+        rm = ops.get(_key(w, "mem", "raw", rop))
+        rf = ops.get(_key(w, "file", "raw", rop))
+        if not (dm or df) and rop != op:
+            continue
         if not (dm or df or rm or rf):
             continue
         label = op
@@ -313,14 +319,14 @@ FLASH_ERASE_MS = 45.0
 FLASH_PROG_MS_PER_256 = 0.4
 
 
-def flash_table(sec):
+def flash_table(sec, work="seedflash"):
     ops = sec["summary"]["ops"]
     head = ["op", "calls", "DB: KB programmed / erases per call", "raw: KB programmed / erases per call",
             "DB: est. ESP32 flash time per call (ms)", "raw: est. flash time (ms)"]
     rows = []
     for op in SEED_OPS:
-        d = ops.get(_key("seedflash", "file", "db", op))
-        r = ops.get(_key("seedflash", "file", "raw", op))
+        d = ops.get(_key(work, "file", "db", op))
+        r = ops.get(_key(work, "file", "raw", op))
         if not (d and d.get("flash")) and not (r and r.get("flash")):
             continue
 
@@ -336,12 +342,45 @@ def flash_table(sec):
         rows.append([op, str((d or r)["n"]), dt, rt, _f(dms), _f(rms)])
     if not rows:
         return ""
+    if work != "seedflash":
+        return ("\nFlash traffic with `autoflush=False` (raw: no flush until close):\n\n"
+                + _table(head, rows))
     return ("\n### Flash traffic of file mode (LittleFS, seed workload)\n\n"
             "Counted by remounting `/flash` over a Python block device that counts LittleFS's "
             "programs and erases (4 KB blocks, as on an ESP32). The flash time estimate uses "
             "typical SPI NOR figures (%.0f ms per 4 KB erase, %.1f ms per 256-byte page program; "
             "worst case about 9x more): this is the cost the qemu CPU figures above do not contain.\n\n"
             % (FLASH_ERASE_MS, FLASH_PROG_MS_PER_256)) + _table(head, rows)
+
+
+def lazy_table(sec):
+    s = sec["summary"]
+    ops, ratio = s["ops"], s["ratio"]
+    q = sec["meta"]["target"] == "qemu"
+    u = _unit(sec)
+    head = ["op", "n", "DB lazy file mean / median / p95 (%s)" % u, "raw lazy file mean", "DB/raw",
+            "DB default file mean", "DB lazy/default"]
+    if q:
+        head.append("ESP32 est. DB lazy (ms, CPU)")
+    rows = []
+    for op in SEED_OPS:
+        d = ops.get(_key("seedlazy", "file", "db", op))
+        r = ops.get(_key("seedlazy", "file", "raw", op))
+        e = ops.get(_key("seed", "file", "db", op))
+        if not d:
+            continue
+        row = [op, str(d["n"]), " / ".join(_f(d[k]) for k in ("mean", "median", "p95")),
+               _f(r and r["mean"]), _x(ratio.get(_key("seedlazy", "file", op))),
+               _f(e and e["mean"]), "%.2fx" % (d["mean"] / e["mean"]) if e and e["mean"] else "-"]
+        if q:
+            row.append(_f(d["esp32_ms_mean"], 3))
+        rows.append(row)
+    if not rows:
+        return ""
+    return ("\n### Seed workload, file mode with `autoflush=False`\n\n"
+            "The database opened with `autoflush=False` (durable after `flush()`/`close()`; the "
+            "default flushes after every write call); the raw loop then never flushes before close. "
+            "`close` includes the one flush.\n\n" + _table(head, rows))
 
 
 def section_md(sec):
@@ -351,7 +390,9 @@ def section_md(sec):
     mc = m["machine"]
     out.append("## Target `%s`\n" % m["target"])
     out.append("- Run: %s, commit `%s`, `%s` (%.0f s).\n" % (m["date"], m["commit"], m["command"], m["seconds"]))
-    out.append("- MicroPython: `%s`.\n" % m["micropython"])
+    out.append("- MicroPython: `%s`; firmware sha256 `%s...`%s.\n" % (
+        m["micropython"], m.get("firmware_sha256"),
+        " (**rebuilt during the run: mixed versions**)" if m.get("firmware_changed_during_run") else ""))
     out.append("- Host: %s, %s cores, %s, load average %.2f at the end.\n" % (
         mc["cpu"], mc["cores"], mc["os"], mc["load"] or 0))
     if q:
@@ -399,7 +440,9 @@ def section_md(sec):
     for n in _sizes(sec):
         out.append("\n### %d documents\n\n" % n)
         out.append(scaled_table(sec, n))
+    out.append(lazy_table(sec))
     out.append(flash_table(sec))
+    out.append(flash_table(sec, "seedlazyflash"))
     out.append("\n### Heap and file size\n\n")
     out.append(heap_table(sec))
     return "".join(out)

@@ -146,6 +146,15 @@ class QemuRunner:
         self.session.stop()
 
 
+def sha(path):
+    import hashlib
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()[:16]
+    except OSError:
+        return None
+
+
 def git_commit():
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
@@ -174,11 +183,18 @@ def plan(args):
     for mode in args.modes:
         for impl in ("raw", "db"):
             progs.append(("seed", mode, impl, {"reps": args.reps}))
+    lazy = {"sync": False, "dbopts": {"autoflush": False}}
+    if "file" in args.modes and not args.smoke:
+        # file mode without a flush per write call (durable at close/flush())
+        for impl in ("raw", "db"):
+            progs.append(("seedlazy", "file", impl, dict(lazy, reps=args.reps)))
     if args.target == "qemu" and "file" in args.modes and not args.smoke:
         # flash traffic of the seed workload: /flash remounted over a counting
         # block device (its Python wrapper costs time: only the counts are used)
         for impl in ("raw", "db"):
             progs.append(("seedflash", "file", impl, {"reps": 1, "fc": True}))
+        for impl in ("raw", "db"):
+            progs.append(("seedlazyflash", "file", impl, dict(lazy, reps=1, fc=True)))
     for n in args.sizes:
         for mode in args.modes:
             if args.target == "qemu" and mode == "mem" and n > args.qemu_mem_max:
@@ -210,6 +226,7 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(ROOT, "docs"))
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one run, no plot")
     ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--only", default="", help="comma list of workloads to run (seed,seedflash,n100...)")
     ap.add_argument("--timeout", type=int, default=1800)
     ap.add_argument("--dbopts", default="{}", help="JSON dict of extra MicroTetherDB kwargs")
     args = ap.parse_args(argv)
@@ -230,6 +247,8 @@ def main(argv=None):
 
     # SIGTERM (a CI timeout, kill) -> SystemExit, so that `finally` stops QEMU
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
+    fw = UNIX_BIN if args.target == "unix" else QEMU_ELF
+    fw_sha = sha(fw)
     runner = UnixRunner() if args.target == "unix" else QemuRunner()
     t_start = time.time()
     records = []
@@ -237,6 +256,9 @@ def main(argv=None):
     try:
         version = runner.version()
         progs = plan(args)
+        if args.only:
+            keep = args.only.split(",")
+            progs = [p for p in progs if p[0] in keep]
         for run in range(args.runs):
             for work, mode, impl, extra in progs:
                 opts = dict(dbopts)
@@ -287,6 +309,10 @@ def main(argv=None):
             "unix_heap": UNIX_HEAP if args.target == "unix" else None,
             "icount_shift": runner.shift if args.target == "qemu" else None,
             "dbopts": dbopts,
+            "firmware_sha256": fw_sha,
+            # unix runs the binary afresh for every program: a rebuild during
+            # the run would mix versions (qemu loaded its image once at boot)
+            "firmware_changed_during_run": sha(fw) != fw_sha and args.target == "unix",
             "qemu_mem_ram_percentage": QEMU_MEM_RAM_PERCENTAGE if args.target == "qemu" else None,
             "seconds": round(time.time() - t_start, 1),
             "command": "scripts/bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
