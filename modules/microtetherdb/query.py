@@ -193,6 +193,28 @@ def _vtest(spec, path):
     return _eqtest(_norm(spec, path))
 
 
+def _re_check(pat, op, path):
+    # MicroPython's re compiles {m,n} and \1 but does not implement them:
+    # refuse them rather than give wrong answers.
+    i = 0
+    n = len(pat)
+    cls = False
+    while i < n:
+        c = pat[i]
+        if c == "\\":
+            if not cls and i + 1 < n and pat[i + 1] in "0123456789":
+                raise _err("backreferences are not supported", op, path)
+            i += 2
+            continue
+        if c == "[":
+            cls = True
+        elif c == "]":
+            cls = False
+        elif c == "{" and not cls and i + 1 < n and pat[i + 1] in "0123456789,":
+            raise _err("counted repetition {m,n} is not supported", op, path)
+        i += 1
+
+
 def _optest(op, arg, path):
     if op == "$eq":
         return _eqtest(_norm(arg, path))
@@ -221,6 +243,7 @@ def _optest(op, arg, path):
     if op == "$regex":
         if type(arg) is not str:
             raise _err("needs a string", op, path)
+        _re_check(arg, op, path)
         try:
             import re
             rx = re.compile(arg)

@@ -86,6 +86,12 @@ def test_regex():
     assert _k(db, {"s": {"$regex": "e$"}}) == ["a1", "b1", "b2"]
     assert _k(db, {"s": {"$regex": "a.a"}}) == ["a2"]
     assert _k(db, {"n": {"$regex": "3"}}) == ["a3"]           # non-strings never match
+    assert _k(db, {"s": {"$regex": "^[^a-c]\\w+$"}}) == ["b2", "c1"]
+    assert _k(db, {"s": {"$regex": "(?:an)+a$"}}) == ["a2"]
+    # compiled by MicroPython's re but not implemented there: refused
+    for p in ("a{2}", "p{1,2}", "(a)\\1"):
+        m = _raises(ValueError, db.query, {"s": {"$regex": p}})
+        assert "$regex" in m and "'s'" in m, m
     db.close()
 
 
