@@ -100,8 +100,9 @@ class Indexes:
                 fl.append((p, _getter(f)))
         self.fields = fl
 
-    def save(self):
-        self.db._bt[DEFS] = json.dumps(self.defs).encode()
+    def save(self, defs):
+        self.db._bt[DEFS] = json.dumps(defs).encode()
+        self.defs = defs
         self._load()
 
     # --- maintenance (called by db._write_record / db._delete_record) -----
@@ -144,10 +145,10 @@ class Indexes:
                     _del(bt, p + v + kb)
 
     # --- building ---------------------------------------------------------
-    def build(self, field):
-        # (Re)write the entries of one index from the records.
+    def build(self, field, i):
+        # (Re)write the entries of index number i from the records.
         bt = self.db._bt
-        p = PRE + bytes((self.defs[field],))
+        p = PRE + bytes((i,))
         _drop_range(bt, p)
         n = 0
         if field == TAGS:
@@ -200,10 +201,10 @@ def attach(db):
     bt = db._bt
     raw = bt.get(DEFS)
     if raw is None:
-        ix = Indexes(db, {TAGS: 1})
-        ix.save()
+        ix = Indexes(db, {})
         if db._count:
-            ix.build(TAGS)   # database written without index support
+            ix.build(TAGS, 1)   # database written without index support
+        ix.save({TAGS: 1})
     else:
         try:
             defs = json.loads(raw)
@@ -225,22 +226,34 @@ def _field_ok(field):
             raise ValueError("index field %r has an empty path segment" % field)
 
 
+def _failed(e, bt, p):
+    # Undo a partial build and re-raise. Out of memory, MicroPython may keep
+    # e in its one emergency buffer: raise a fresh MemoryError then.
+    mem = isinstance(e, MemoryError)
+    _drop_range(bt, p)
+    if mem:
+        raise MemoryError("index build: out of memory")
+    raise e
+
+
 def create_index(db, field):
-    # -> True if created (and built), False if it already existed
+    # -> True if created (and built), False if it already existed.
+    # The entries are written first, the definition last: an interrupted
+    # build leaves no half-built index in use.
     db._wguard()
     _field_ok(field)
     ix = db._ixs
     if field in ix.defs:
         return False
-    used = list(ix.defs.values())
-    i = 2 if field != TAGS else 1
-    while i in used:
-        i += 1
-    if i > 255:
-        raise ValueError("at most 254 indexes")
-    ix.defs[field] = i
-    ix.save()
-    ix.build(field)
+    i = _free_id(ix.defs, 2 if field != TAGS else 1)
+    p = PRE + bytes((i,))
+    try:
+        ix.build(field, i)
+        d = dict(ix.defs)
+        d[field] = i
+        ix.save(d)
+    except BaseException as e:
+        _failed(e, db._bt, p)
     db._ix = ix
     db._after_write()
     return True
@@ -251,9 +264,9 @@ def drop_index(db, field):
     ix = db._ixs
     if field not in ix.defs:
         return False
-    p = PRE + bytes((ix.defs[field],))
-    del ix.defs[field]
-    ix.save()
+    d = dict(ix.defs)
+    p = PRE + bytes((d.pop(field),))
+    ix.save(d)
     _drop_range(db._bt, p)
     db._ix = ix if ix.defs else None
     db._after_write()
@@ -265,13 +278,36 @@ def indexes(db):
     return sorted(db._ixs.defs)
 
 
+def _free_id(defs, first):
+    used = list(defs.values())
+    i = first
+    while i in used:
+        i += 1
+    if i > 255:
+        raise ValueError("at most 254 indexes")
+    return i
+
+
 def reindex(db):
     # Rebuild every index from the records -> number of entries written.
+    # Each index is rebuilt under a fresh number and switched over with one
+    # write of the definitions, so a failure (e.g. MemoryError) leaves the
+    # previous index in place.
     db._wguard()
     ix = db._ixs
     n = 0
-    for f in ix.defs:
-        n += ix.build(f)
+    bt = db._bt
+    for f in list(ix.defs):
+        old = ix.defs[f]
+        i = _free_id(ix.defs, 2)
+        try:
+            n += ix.build(f, i)
+            d = dict(ix.defs)
+            d[f] = i
+            ix.save(d)
+        except BaseException as e:
+            _failed(e, bt, PRE + bytes((i,)))
+        _drop_range(bt, PRE + bytes((old,)))
     db._after_write()
     return n
 

@@ -267,3 +267,44 @@ def test_long_strings_and_write_cost():
     db._bt = real
     check(db)
     db.close()
+
+
+class Boom:
+    # btree wrapper whose Nth write raises MemoryError
+    def __init__(self, bt, n):
+        self.bt = bt
+        self.n = n
+
+    def __getattr__(self, name):
+        return getattr(self.bt, name)
+
+    def __setitem__(self, k, v):
+        self.n -= 1
+        if self.n < 0:
+            raise MemoryError("boom")
+        self.bt[k] = v
+
+    def __delitem__(self, k):
+        del self.bt[k]
+
+
+def test_failed_build_leaves_no_partial_index():
+    db = MicroTetherDB(in_memory=True)
+    fill(db, 30)
+    real = db._bt
+    db._bt = Boom(real, 5)
+    _raises(MemoryError, db.create_index, "n")
+    db._bt = real
+    assert db.indexes() == ["$tags"]
+    check(db)
+    assert not list(real.keys(IX.PRE + b"\x02", IX.PRE + b"\x03"))
+    assert db.explain({"n": 1})["plan"] == "scan"
+    db.create_index("n")
+    db.create_index("s")
+    db._bt = Boom(real, 40)
+    _raises(MemoryError, db.reindex)     # fails inside the second index
+    db._bt = real
+    assert db.indexes() == ["$tags", "n", "s"], db.indexes()
+    all_checks(db)                       # the previous entries are intact
+    assert db.reindex() == check(db)
+    db.close()
