@@ -210,6 +210,8 @@ class MicroTetherDB:
             bt[META] = self._meta()
             self._mstate = (0, self._gen.sec, self._gen.n)
             self._st.commit()
+            self._st.reopen()  # new file: see Storage.reopen
+            self._bt = self._st.bt
             return
         if len(m) < 7 or m[:4] != b"MTDB" or m[5] != 0x3A:
             raise CorruptDBError("%s: damaged metadata record" % fn)

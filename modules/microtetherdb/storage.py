@@ -81,6 +81,20 @@ class Storage:
         self.bt.flush()
         self.flushes += 1
 
+    def reopen(self):
+        # Berkeley DB never clears B_METADIRTY once set (on creating a file,
+        # and when its free list changes), so such a handle rewrites page 0
+        # at every sync, and on LittleFS writing near the start of a file
+        # costs a copy of the whole file.  A fresh handle starts clean.
+        # Call only after commit() (nothing dirty); btree.close() leaves the
+        # stream open.
+        if self.mem:
+            return
+        self.bt.close()
+        self.bt = None
+        self.f.seek(0)  # btree.open reads the meta page from the current position
+        self.bt = btree.open(self.f, pagesize=self.psize, cachesize=self.csize)
+
     def close(self):
         bt, f = self.bt, self.f
         self.bt = None
