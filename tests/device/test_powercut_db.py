@@ -28,10 +28,17 @@ PATH = MP + "/data/t.db"
 
 
 class Dev:
-    # RAM block device with write counting and power cut.
+    # Block device with write counting and power cut. The image lives in RAM
+    # (bytearray), or on qemu (~140 KB heap) in a file under TMP.
     def __init__(self, image):
-        self.data = bytearray(image)
-        self.nb = len(image) // BS
+        if type(image) is str:  # a file holding the image
+            self.f = open(image, "r+b")
+            self.data = None
+            self.nb = self.f.seek(0, 2) // BS
+        else:
+            self.f = None
+            self.data = bytearray(image)
+            self.nb = len(image) // BS
         self.count = 0
         self.cut_at = 0
         self.torn = False
@@ -40,22 +47,38 @@ class Dev:
 
     def readblocks(self, b, buf, off=0):
         s = b * BS + off
-        buf[:] = memoryview(self.data)[s:s + len(buf)]
+        if self.f is None:
+            buf[:] = memoryview(self.data)[s:s + len(buf)]
+        else:
+            self.f.seek(s)
+            self.f.readinto(buf)
+
+    def _block(self, b):
+        if self.f is None:
+            return bytearray(self.data[b * BS:(b + 1) * BS])
+        self.f.seek(b * BS)
+        return bytearray(self.f.read(BS))
+
+    def _put(self, s, buf):
+        if self.f is None:
+            self.data[s:s + len(buf)] = buf
+        else:
+            self.f.seek(s)
+            self.f.write(buf)
 
     def _w(self, b, off, buf):
         self.count += 1
-        s = b * BS
         u = self.undo
         if u is None:
             if self.count == self.cut_at:
-                old = bytearray(self.data[s:s + BS])
+                old = self._block(b)
                 if self.torn:
                     h = len(buf) // 2
                     old[off:off + h] = buf[:h]
                 self.undo = {b: old}
         elif b not in u:
-            u[b] = bytes(self.data[s:s + BS])
-        self.data[s + off:s + off + len(buf)] = buf
+            u[b] = self._block(b)
+        self._put(b * BS + off, buf)
 
     def writeblocks(self, b, buf, off=None):
         if off is None:
@@ -76,21 +99,55 @@ class Dev:
         return 0
 
     def power_cut(self):
+        # the device now holds only the durable image
         u = self.undo
         if u:
             for b in u:
-                self.data[b * BS:(b + 1) * BS] = u[b]
+                self._put(b * BS, u[b])
         self.undo = None
         self.cut_at = 0
         self.count = 0
 
+    def close(self):
+        if self.f is not None:
+            self.f.close()
+            self.f = None
+
+
+def new_dev(image):
+    # a device holding a copy of `image` (bytes, or the path of an image file)
+    if type(image) is not str:
+        return Dev(image)
+    dst = TMP + "/dev.img"
+    with open(image, "rb") as src:
+        with open(dst, "wb") as out:
+            buf = bytearray(1024)
+            while True:
+                n = src.readinto(buf)
+                if not n:
+                    break
+                out.write(buf[:n] if n < len(buf) else buf)
+    return Dev(dst)
+
 
 def fresh_image(kind, nblocks):
-    d = Dev(bytes(nblocks * BS))
+    # the formatted image: bytes, or on qemu the path of a file holding it
+    if TARGET == "qemu":
+        path = TMP + "/base.img"
+        with open(path, "wb") as f:
+            z = bytes(BS)
+            for i in range(nblocks):
+                f.write(z)
+        d = Dev(path)
+    else:
+        d = Dev(bytes(nblocks * BS))
     if kind == "lfs":
         vfs.VfsLfs2.mkfs(d)
     else:
         vfs.VfsFat.mkfs(d)
+    if d.f is not None:
+        d.close()
+        return path
     return bytes(d.data)
 
 
@@ -222,7 +279,7 @@ OPS += [op_put(6), op_purge, op_put(7), op_batch]
 
 def run(kind, image, cut_at, torn):
     # -> (dev, total write events, allowed model states, clock at the end)
-    dev = Dev(image)
+    dev = new_dev(image)
     dev.cut_at = cut_at
     dev.torn = torn
     mount(kind, dev)
@@ -309,6 +366,7 @@ def sweep(kind, torn, nblocks=128):
     image = fresh_image(kind, nblocks)
     dev, total, allowed, now = run(kind, image, 0, False)
     assert verify(kind, dev, allowed, now)[0] == "ok"
+    dev.close()
     res = {"ok": 0, "mount": 0, "open": 0, "lost": 0, "bad": 0}
     first = {}
     tried = 0
@@ -316,6 +374,7 @@ def sweep(kind, torn, nblocks=128):
     for n in range(1, total + 1, step):
         dev, t, allowed, now = run(kind, image, n, torn)
         r, why = verify(kind, dev, allowed, now)
+        dev.close()
         res[r] += 1
         if r != "ok" and r not in first:
             first[r] = (n, why)

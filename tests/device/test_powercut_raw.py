@@ -30,10 +30,17 @@ except ImportError:
 
 
 class Dev:
-    # RAM block device with write counting and power cut (see top of file).
+    # Block device with write counting and power cut. The image lives in RAM
+    # (bytearray), or on qemu (~140 KB heap) in a file under TMP.
     def __init__(self, image):
-        self.data = bytearray(image)
-        self.nb = len(image) // BS
+        if type(image) is str:  # a file holding the image
+            self.f = open(image, "r+b")
+            self.data = None
+            self.nb = self.f.seek(0, 2) // BS
+        else:
+            self.f = None
+            self.data = bytearray(image)
+            self.nb = len(image) // BS
         self.count = 0
         self.cut_at = 0
         self.torn = False
@@ -42,22 +49,38 @@ class Dev:
 
     def readblocks(self, b, buf, off=0):
         s = b * BS + off
-        buf[:] = memoryview(self.data)[s:s + len(buf)]
+        if self.f is None:
+            buf[:] = memoryview(self.data)[s:s + len(buf)]
+        else:
+            self.f.seek(s)
+            self.f.readinto(buf)
+
+    def _block(self, b):
+        if self.f is None:
+            return bytearray(self.data[b * BS:(b + 1) * BS])
+        self.f.seek(b * BS)
+        return bytearray(self.f.read(BS))
+
+    def _put(self, s, buf):
+        if self.f is None:
+            self.data[s:s + len(buf)] = buf
+        else:
+            self.f.seek(s)
+            self.f.write(buf)
 
     def _w(self, b, off, buf):
         self.count += 1
-        s = b * BS
         u = self.undo
         if u is None:
             if self.count == self.cut_at:
-                old = bytearray(self.data[s:s + BS])
+                old = self._block(b)
                 if self.torn:
                     h = len(buf) // 2
                     old[off:off + h] = buf[:h]
                 self.undo = {b: old}
         elif b not in u:
-            u[b] = bytes(self.data[s:s + BS])
-        self.data[s + off:s + off + len(buf)] = buf
+            u[b] = self._block(b)
+        self._put(b * BS + off, buf)
 
     def writeblocks(self, b, buf, off=None):
         if off is None:
@@ -82,18 +105,51 @@ class Dev:
         u = self.undo
         if u:
             for b in u:
-                self.data[b * BS:(b + 1) * BS] = u[b]
+                self._put(b * BS, u[b])
         self.undo = None
         self.cut_at = 0
         self.count = 0
 
+    def close(self):
+        if self.f is not None:
+            self.f.close()
+            self.f = None
+
+
+def new_dev(image):
+    # a device holding a copy of `image` (bytes, or the path of an image file)
+    if type(image) is not str:
+        return Dev(image)
+    dst = TMP + "/dev.img"
+    with open(image, "rb") as src:
+        with open(dst, "wb") as out:
+            buf = bytearray(1024)
+            while True:
+                n = src.readinto(buf)
+                if not n:
+                    break
+                out.write(buf[:n] if n < len(buf) else buf)
+    return Dev(dst)
+
 
 def fresh_image(kind, nblocks):
-    d = Dev(bytes(nblocks * BS))
+    # the formatted image: bytes, or on qemu the path of a file holding it
+    if TARGET == "qemu":
+        path = TMP + "/base.img"
+        with open(path, "wb") as f:
+            z = bytes(BS)
+            for i in range(nblocks):
+                f.write(z)
+        d = Dev(path)
+    else:
+        d = Dev(bytes(nblocks * BS))
     if kind == "lfs":
         vfs.VfsLfs2.mkfs(d)
     else:
         vfs.VfsFat.mkfs(d)
+    if d.f is not None:
+        d.close()
+        return path
     return bytes(d.data)
 
 
@@ -137,7 +193,7 @@ OPS = make_ops()
 
 def run(kind, image, cut_at, torn, jnl=False):
     # run the workload; return (allowed states, stopped early?)
-    dev = Dev(image)
+    dev = new_dev(image)
     dev.cut_at = cut_at
     dev.torn = torn
     mount(kind, dev)
@@ -223,12 +279,14 @@ def sweep(kind, nblocks, torn, jnl=False):
     total = dev.total
     dev, allowed = run(kind, image, total + 1, False, jnl)
     assert verify(kind, dev, allowed, jnl) == "ok"
+    dev.close()
     res = {"ok": 0, "mount": 0, "open": 0, "lost": 0}
     tried = 0
     step = STEP_QEMU if TARGET == "qemu" else 1
     for n in range(1, total + 1, step):
         dev, allowed = run(kind, image, n, torn, jnl)
         res[verify(kind, dev, allowed, jnl)] += 1
+        dev.close()
         tried += 1
         if n % 50 == 0:
             gc.collect()
