@@ -1,0 +1,83 @@
+# Our Berkeley DB patch (firmware/patches/berkeley-db-micropython.patch), seen from Python.
+import btree
+import io
+
+
+class LoggingStream(io.IOBase):
+    """A BytesIO that records the offset of every write btree makes."""
+
+    def __init__(self):
+        self.buf = io.BytesIO()
+        self.writes = []
+        self.syncs = 0
+
+    def readinto(self, b):
+        return self.buf.readinto(b)
+
+    def write(self, b):
+        self.writes.append(self.buf.seek(0, 1))
+        return self.buf.write(b)
+
+    def ioctl(self, cmd, arg):
+        if cmd == 1:  # MP_STREAM_FLUSH
+            self.syncs += 1
+        elif cmd == 2:  # MP_STREAM_SEEK: arg is the address of an mp_stream_seek_t
+            req = uctypes.struct(arg, SEEK_LAYOUT)
+            req.offset = self.buf.seek(req.offset, req.whence)
+        return 0
+
+
+def _seek_layout():
+    # mp_stream_seek_t is {mp_off_t offset; int whence;}: off_t is 64-bit on
+    # the 64-bit unix port, a 32-bit long on the 32-bit MCU ports.
+    if sys.maxsize > 1 << 32:
+        return {"offset": 0 | uctypes.INT64, "whence": 8 | uctypes.INT32}
+    return {"offset": 0 | uctypes.INT32, "whence": 4 | uctypes.INT32}
+
+
+try:
+    import sys
+    import uctypes
+    SEEK_LAYOUT = _seek_layout()
+except ImportError:
+    uctypes = None
+
+
+def test_flush_writes_page0_only_when_meta_changes():
+    if uctypes is None:
+        skip("no uctypes on this firmware")
+    s = LoggingStream()
+    db = btree.open(s, pagesize=512)
+    db[b"a"] = b"1"
+    db.flush()
+    assert 0 in s.writes  # a new tree: its meta page is written once
+    s.writes = []
+    for i in range(5):
+        db[b"k%d" % i] = b"v"
+        db.flush()
+    # Unpatched 1.85 never cleared B_METADIRTY and rewrote page 0 at every flush.
+    assert 0 not in s.writes, s.writes
+    assert s.writes == [512] * 5, s.writes
+    db.close()
+
+
+def test_close_leaves_the_stream_open():
+    s = io.BytesIO()
+    db = btree.open(s)
+    db[b"x"] = b"y"
+    db.close()
+    s.seek(0)
+    assert len(s.read()) >= 1024  # meta page + root page, and s still usable
+    db = btree.open(s)
+    assert db[b"x"] == b"y"
+    db.close()
+
+
+def test_not_a_database_is_refused():
+    s = io.BytesIO(b"this is not a btree file" * 40)
+    try:
+        btree.open(s)
+    except OSError as e:
+        assert e.errno == 22  # EFTYPE is EINVAL here
+    else:
+        assert False, "opened a non-database"
