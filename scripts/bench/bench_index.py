@@ -1,5 +1,6 @@
 # Index benchmark (device side, MicroPython 1.25; also the unix port):
 #   micropython scripts/bench/bench_index.py [N ...] [--dir PATH] [--mem]
+#   (qemu: prepend BENCH_ARGS = ["1000"] and run with scripts/qemu_run.py)
 # For each N (default 1000 and 10000) builds a file database of N documents,
 # then times the same queries through an index and as a full scan ({"$or":
 # [q]} gives the planner nothing to use), and the storage each index costs
@@ -119,7 +120,12 @@ def run(n, base, mem):
 
 def main(argv):
     ns = []
-    base = "/tmp" if sys.platform != "esp32" else "/"
+    base = "."      # the current directory (/flash on the qemu board)
+    try:
+        os.stat("/tmp")
+        base = "/tmp"
+    except OSError:
+        pass
     mem = False
     i = 0
     while i < len(argv):
@@ -141,4 +147,6 @@ def main(argv):
     emit(t="end", bench="index")
 
 
-main(sys.argv[1:])
+# Run with arguments from a prepended line `BENCH_ARGS = ["1000"]` where
+# there is no command line (mpremote run, the qemu board).
+main(globals().get("BENCH_ARGS") or sys.argv[1:])

@@ -236,10 +236,15 @@ def val(name, v, extra=None):
     emit(rec)
 
 
+def oom(e):
+    # out of heap: MemoryError, or ENOMEM from btree's malloc (an OSError)
+    return isinstance(e, MemoryError) or (isinstance(e, OSError) and e.args and e.args[0] == 12)
+
+
 def err(phase, e):
     # MemoryError (and the database's DBFullError, a MemoryError subclass):
     # the phase does not fit this heap -- reported, not a benchmark failure
-    t = "nofit" if isinstance(e, MemoryError) else "err"
+    t = "nofit" if oom(e) else "err"
     emit({"t": t, "phase": phase, "error": "%s: %s" % (type(e).__name__, e)})
 
 

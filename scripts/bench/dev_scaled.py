@@ -136,8 +136,10 @@ def scaled_main():
                 if got != size:
                     raise AssertionError("delete_batch %d != %d" % (got, size))
                 bk = None
-        except MemoryError as e:
+        except Exception as e:
             items = bk = None
+            if not oom(e):
+                raise
             err("put_batch%d" % size, e)
             continue
         o.done()
