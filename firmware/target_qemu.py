@@ -30,7 +30,7 @@ def build(src, manifest=None, output=OUTPUT):
     # Built first on its own: the port's make would otherwise build it with our BUILD=.
     build_mpy_cross(src)
     manifest = manifest or os.path.join(ROOT, "manifest.py")
-    _clean_if_board_changed(os.path.dirname(output))
+    _clean_if_changed(src, os.path.dirname(output))
     log("build qemu port (board MTDB_QEMU_AN385) -> %s" % os.path.relpath(output, ROOT))
     run(["make", "-s", "-C", os.path.join(src, "ports", "qemu"), "-j", jobs(),
          "BOARD_DIR=" + BOARD_DIR,
@@ -44,12 +44,17 @@ def build(src, manifest=None, output=OUTPUT):
     return output
 
 
-def _clean_if_board_changed(build_dir):
-    """make does not track mpconfigboard.mk (its options become -D flags and
-    source lists), so rebuild from scratch when it changes."""
+def _clean_if_changed(src, build_dir):
+    """Rebuild from scratch when make cannot see a change: mpconfigboard.mk
+    (its options become -D flags and source lists), or a re-made source tree
+    (unpacked files keep the tarball's old dates, older than our objects)."""
+    h = hashlib.sha256()
     with open(os.path.join(BOARD_DIR, "mpconfigboard.mk"), "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
-    stamp = os.path.join(build_dir, ".board-mk-sha256")
+        h.update(f.read())
+    tree_stamp = os.path.join(src, ".mtdb-stamp")   # rewritten when source.py redoes the tree
+    h.update(open(tree_stamp, "rb").read() if os.path.exists(tree_stamp) else src.encode())
+    digest = h.hexdigest()
+    stamp = os.path.join(build_dir, ".inputs-sha256")
     if os.path.exists(stamp) and open(stamp).read() == digest:
         return
     if os.path.isdir(build_dir):
