@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,12 +88,15 @@ class UnixRunner:
     def __init__(self, binary=UNIX_BIN, heap=UNIX_HEAP):
         if not os.path.exists(binary):
             raise SystemExit("no %s: run `make firmware` first" % binary)
-        self.binary = binary
         self.heap = heap
         # tmpfs when there is one: fsync() of a real disk would make file mode
         # measure the host's disk, not the code (the device figures come from qemu)
         shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
         self.tmp = tempfile.mkdtemp(prefix="mtdb-bench-", dir=shm)
+        # a private copy: a rebuild during the run must not mix firmware versions
+        self.binary = os.path.join(self.tmp, "micropython")
+        shutil.copy2(binary, self.binary)
+        self.sha = sha(self.binary)
         self.devdir = self.tmp
 
     def run(self, src, timeout):
@@ -111,7 +115,6 @@ class UnixRunner:
         return self.run(src, 30).strip()
 
     def close(self):
-        import shutil
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -127,7 +130,12 @@ class QemuRunner:
         sys.path.insert(0, os.path.join(ROOT, "scripts"))
         import qemu_run
         self.shift = shift
-        self.session = qemu_run.QemuSession(elf, icount=shift)
+        # a private copy: QEMU reloads the image if it has to restart
+        self.tmp = tempfile.mkdtemp(prefix="mtdb-bench-")
+        elf_copy = os.path.join(self.tmp, "firmware.elf")
+        shutil.copy2(elf, elf_copy)
+        self.sha = sha(elf_copy)
+        self.session = qemu_run.QemuSession(elf_copy, icount=shift)
         self.session.start()
         self.devdir = "/flash/bench"
         self.session.run_code("import os\ntry:\n os.mkdir('/flash/bench')\nexcept OSError:\n pass\n")
@@ -143,7 +151,10 @@ class QemuRunner:
         return self.run("import sys; print(sys.implementation, sys.version)", 60).strip()
 
     def close(self):
-        self.session.stop()
+        try:
+            self.session.stop()
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def sha(path):
@@ -212,7 +223,7 @@ def plan(args):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--target", default="unix", choices=("unix", "qemu"))
-    ap.add_argument("--sizes", default="", help="default unix 100,1000,10000; qemu 100,1000")
+    ap.add_argument("--sizes", default="", help="default unix 100,1000,10000; qemu 50,100,300,1000")
     ap.add_argument("--modes", default="mem,file")
     ap.add_argument("--runs", type=int, default=None,
                     help="repeat every program (unix default 5; qemu 1: deterministic)")
@@ -231,7 +242,7 @@ def main(argv=None):
     ap.add_argument("--dbopts", default="{}", help="JSON dict of extra MicroTetherDB kwargs")
     args = ap.parse_args(argv)
     if not args.sizes:
-        args.sizes = "100,1000" if args.target == "qemu" else "100,1000,10000"
+        args.sizes = "50,100,300,1000" if args.target == "qemu" else "100,1000,10000"
     args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     args.modes = [m for m in args.modes.split(",") if m]
     if args.smoke:
@@ -247,8 +258,6 @@ def main(argv=None):
 
     # SIGTERM (a CI timeout, kill) -> SystemExit, so that `finally` stops QEMU
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
-    fw = UNIX_BIN if args.target == "unix" else QEMU_ELF
-    fw_sha = sha(fw)
     runner = UnixRunner() if args.target == "unix" else QemuRunner()
     t_start = time.time()
     records = []
@@ -309,10 +318,7 @@ def main(argv=None):
             "unix_heap": UNIX_HEAP if args.target == "unix" else None,
             "icount_shift": runner.shift if args.target == "qemu" else None,
             "dbopts": dbopts,
-            "firmware_sha256": fw_sha,
-            # unix runs the binary afresh for every program: a rebuild during
-            # the run would mix versions (qemu loaded its image once at boot)
-            "firmware_changed_during_run": sha(fw) != fw_sha and args.target == "unix",
+            "firmware_sha256": runner.sha,
             "qemu_mem_ram_percentage": QEMU_MEM_RAM_PERCENTAGE if args.target == "qemu" else None,
             "seconds": round(time.time() - t_start, 1),
             "command": "scripts/bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
