@@ -308,3 +308,45 @@ def test_failed_build_leaves_no_partial_index():
     all_checks(db)                       # the previous entries are intact
     assert db.reindex() == check(db)
     db.close()
+
+
+def test_random_operations_keep_indexes_exact():
+    # a deterministic random mix of every write path, checked every 50 ops
+    T[0] = 1000
+    db = MicroTetherDB(TMP + "/r.db", in_memory=False, autoflush=False, clock=lambda: T[0])
+    db.create_index("n")
+    db.create_index("d.x")
+    s = [12345]
+
+    def rnd(n):
+        s[0] = (s[0] * 1103515245 + 12345) & 0x7FFFFFFF
+        return (s[0] >> 8) % n
+    vals = [0, 1, 2, "a", "b", None, True, 1.5, [1], {"x": 1}]
+    for op in range(400):
+        k = "k%02d" % rnd(40)
+        r = rnd(10)
+        d = {"n": vals[rnd(10)], "d": {"x": vals[rnd(10)]}}
+        if rnd(4) == 0:
+            del d["n"]
+        tg = [["t1"], ["t2", "t1"], None, ["t3"]][rnd(4)]
+        if r < 4:
+            db.put(k, d, tags=tg, ttl=(rnd(30) + 1 if rnd(3) == 0 else None))
+        elif r < 6:
+            db.delete(k)
+        elif r == 6:
+            db.put_batch([(k, d), ("k%02d" % rnd(40), {"n": vals[rnd(10)]})], ttls=[None, rnd(20) + 1])
+        elif r == 7:
+            db.delete_batch(["k%02d" % rnd(40) for _ in range(3)])
+        elif r == 8:
+            T[0] += rnd(10)
+            db.cleanup()
+        else:
+            db.put(k, d)      # overwrite without tags: tags drop out
+        if op % 50 == 49:
+            all_checks(db)
+            if op % 200 == 199:
+                db.compact() if op == 199 else db.close()
+                if op != 199:
+                    db = MicroTetherDB(TMP + "/r.db", in_memory=False, autoflush=False, clock=lambda: T[0])
+    all_checks(db)
+    db.close()
