@@ -3,7 +3,8 @@
 #
 # A RAM block device counts every write event (LittleFS prog/erase, FAT
 # sector write). The workload (puts, generated keys, overwrites incl. overflow
-# pages, deletes, batches, TTL expiry + cleanup, tags, purge) runs once to
+# pages, deletes, batches, TTL expiry + cleanup, tags, a secondary index,
+# compaction, purge) runs once to
 # count the events, then once per cut point N: the device keeps only the
 # writes before N (torn variant: plus half of the N-th), the filesystem is
 # remounted, the database reopened and checked:
@@ -12,7 +13,8 @@
 #     the call that was running when the power went (all of it: batches are
 #     all-or-nothing) -- so nothing acknowledged is lost, nothing deleted
 #     reappears, no half batch;
-#   * len(), get(), keys() and an equality query agree with the records;
+#   * len(), get(), keys() and equality queries on every value of the
+#     indexed field agree with the records (so the index does);
 #   * it accepts a new write that survives close + reopen.
 # Contract checked: file mode with the default autoflush, so every write call
 # is durable when it returns. Budget: every cut point on unix, every 4th on
@@ -242,7 +244,14 @@ def op_compact(db, m, clk):
     db.compact()
 
 
-OPS = [op_put(0), op_put(1), op_put(2), op_put(3), op_gen, op_batch, op_big,
+def op_index(db, m, clk):
+    db.create_index("n")  # queries on n now go through the index
+
+
+OPS = [op_put(0), op_put(1)]
+if hasattr(MicroTetherDB, "create_index"):
+    OPS.append(op_index)
+OPS += [op_put(2), op_put(3), op_gen, op_batch, op_big,
        op_del, op_ttl, op_ttlb, op_delb, op_shrink, op_tick, op_cleanup,
        op_tags, op_over, op_put(5)]
 if hasattr(MicroTetherDB, "compact"):
@@ -315,8 +324,14 @@ def verify(kind, dev, allowed, now):
             assert list(db.keys()) == sorted(got), "keys() order"
             for k in got:
                 assert db.get(k) == got[k], k
-            q = db.query({"n": 1})
-            assert len(q) == (1 if "k1" in got else 0), q
+            # equality queries (through the index on n once it exists)
+            ns = {}
+            for k in got:
+                v = got[k]["n"]
+                ns[v] = ns.get(v, 0) + 1
+            for v in ns:
+                assert len(db.query({"n": v})) == ns[v], ("query n", v)
+            assert db.query({"n": 12345}) == []
             db.put("zz", {"n": -1})
             db.close()
             db = MicroTetherDB(PATH, in_memory=False, clock=clock)
