@@ -10,7 +10,7 @@ evaluate(query, records, now) -> list of keys, in result order.
 
 MISSING = ("<missing>",)  # a unique marker
 
-OPTIONS = {"$limit", "$skip", "$sort", "$keys"}
+OPTIONS = {"$limit", "$skip", "$sort", "$keys", "$plan"}
 
 
 class QueryError(ValueError):

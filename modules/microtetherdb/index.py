@@ -343,35 +343,67 @@ def _ranges(p, kind, arg):
     return [(s, e)]
 
 
+def _cand(ix, h):
+    # best usable index for one hint -> (rank, name, prefix, kind, arg) or None
+    if h[0] == "tags":
+        if ix.tags is None or not h[2]:
+            return None
+        return (_RANK[h[1]], TAGS, ix.tags, h[1], h[2])
+    if h[0] == "or":
+        # every branch needs an index: the union of their candidates
+        parts = []
+        for hs in h[1]:
+            b = _best(ix, hs)
+            if b is None:
+                return None
+            parts.append(b)
+        return (2 + len(parts) // 4, None, parts, "or", None)
+    path = h[1]
+    if path not in ix.defs or path == TAGS:
+        return None
+    return (_RANK[h[2]], path, PRE + bytes((ix.defs[path],)), h[2], h[3])
+
+
+def _best(ix, hints):
+    best = None
+    for h in hints:
+        c = _cand(ix, h)
+        if c is not None and (best is None or c[0] < best[0]):
+            best = c
+    return best
+
+
+def _triples(c, out):
+    if c[3] == "or":
+        for part in c[2]:
+            _triples(part, out)
+    else:
+        for s, e in _ranges(c[2], c[3], c[4]):
+            out.append((c[2], s, e))
+        if c[1] not in out[0]:
+            out[0].append(c[1])
+    return out
+
+
 def choose(db, plan):
     ix = getattr(db, "_ixs", None)
     if ix is None or not plan.hints:
         return None
-    best = None
-    for h in plan.hints:
-        if h[0] == "tags":
-            if ix.tags is None or not h[2]:
-                continue
-            cand = (_RANK[h[1]], TAGS, ix.tags, h[1], h[2])
-        else:
-            path = h[1]
-            if path not in ix.defs or path == TAGS:
-                continue
-            cand = (_RANK[h[2]], path, PRE + bytes((ix.defs[path],)), h[2], h[3])
-        if best is None or cand[0] < best[0]:
-            best = cand
+    best = _best(ix, plan.hints)
     if best is None:
         return None
-    rs = _ranges(best[2], best[3], best[4])
-    info = {"plan": "index", "index": best[1], "ranges": len(rs)}
-    return _fetch(db, best[2], rs, plan.kstart, plan.kend), info
+    rs = _triples(best, [[]])
+    names = rs.pop(0)
+    info = {"plan": "index", "index": "|".join(names), "ranges": len(rs)}
+    return _fetch(db, rs, plan.kstart, plan.kend), info
 
 
-def _fetch(db, p, rs, ks, ke):
-    # Candidate record keys from the index ranges, then the records in key order.
+def _fetch(db, rs, ks, ke):
+    # Candidate record keys from the index ranges, then the records in key
+    # order (duplicates, e.g. from a union, once).
     bt = db._bt
     pks = []
-    for s, e in rs:
+    for p, s, e in rs:
         for k in bt.keys(s, e):
             pk = _cut(p, k)
             if (ks is None or pk >= ks) and (ke is None or pk < ke):

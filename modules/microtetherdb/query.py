@@ -4,7 +4,7 @@
 
 _MISSING = object()   # value of a path that does not exist in a document
 
-_ROOT_OPTS = ("$limit", "$skip", "$sort", "$keys")
+_ROOT_OPTS = ("$limit", "$skip", "$sort", "$keys", "$plan")
 
 
 def _err(msg, op, path):
@@ -444,13 +444,15 @@ def _conds(q, root, out):
                 if type(v) not in (list, tuple) or not v:
                     raise _err("needs a non-empty list of queries", k, "")
                 subs = []
+                bh = []          # per branch: its conjuncts' planner hints
                 for sub in v:
                     cs = []
                     _conds(sub, False, cs)
                     subs.append(_compile_list(cs) if cs else None)
+                    bh.append([c[2] for c in cs if c[2] is not None])
                 if None in subs:
                     continue     # an empty branch matches everything
-                out.append((_orp(subs), False, None))
+                out.append((_orp(subs), False, ("or", bh) if [] not in bh else None))
             elif k == "$not":
                 cs = []
                 _conds(v, False, cs)
@@ -571,6 +573,10 @@ class Plan:
         self.skip = _count_opt(q, "$skip") or 0
         self.sort = _sortspec(q.get("$sort"))
         self.kstart, self.kend = _keyrange(q.get("$keys"))
+        pl = q.get("$plan")
+        if pl is not None and pl != "scan" and pl != "auto":
+            raise _err("needs 'scan' or 'auto'", "$plan", "")
+        self.scan = pl == "scan"
         hdr = []
         doc = []
         hints = []
@@ -605,14 +611,11 @@ def _source(db, plan):
     # -> (iterator of (key_bytes, raw), description dict)
     if plan.kend is not None and (plan.kend == b"" or (plan.kstart is not None and plan.kend <= plan.kstart)):
         return iter(()), {"plan": "empty"}
-    ix = None
-    try:
+    if not plan.scan:
         from . import index
         ix = index.choose(db, plan)
-    except ImportError:
-        pass
-    if ix is not None:
-        return ix
+        if ix is not None:
+            return ix
     return db._records(plan.kstart, plan.kend), {"plan": "scan"}
 
 

@@ -57,18 +57,10 @@ def check(db):
 
 
 def same_as_scan(db, q):
-    # {"$or": [q]} gives the planner no hint: a full scan of the same query
+    # "$plan": "scan" forces a full scan of the same query
     a = [k for k, _ in db.find(q)]
-    opts = {}
-    for o in ("$sort", "$limit", "$skip", "$keys"):
-        if o in q:
-            opts[o] = q[o]
-    body = {}
-    for k in q:
-        if k not in opts:
-            body[k] = q[k]
-    scan = dict(opts)
-    scan["$or"] = [body]
+    scan = dict(q)
+    scan["$plan"] = "scan"
     b = [k for k, _ in db.find(scan)]
     assert db.explain(scan)["plan"] == "scan"
     assert a == b, "%r: index %r scan %r" % (q, a, b)
@@ -82,6 +74,8 @@ QUERIES = [
     {"$tags": {"$in": ["t2", "t9"]}}, {"tags": "t2", "n": {"$gt": 0}}, {"_tags": "t0"},
     {"d.x": 2}, {"d.x": {"$gt": 0}}, {"n": 3, "$keys": {"$gte": "k05"}}, {"n": {"$gte": 0}, "$sort": ("n", -1), "$limit": 4},
     {"s": {"$startswith": "v"}, "n": 2}, {"n": -0.0}, {"n": 2.0},
+    {"$or": [{"n": 1}, {"$tags": "t2"}]}, {"$or": [{"n": {"$lt": 1}}, {"d.x": 3, "s": "v0"}], "$limit": 5},
+    {"$or": [{"n": 2}, {"$or": [{"s": "v1"}, {"n": "4"}]}], "$sort": ("s", -1)},
 ]
 
 
@@ -116,9 +110,13 @@ def test_create_lists_and_uses_indexes():
     e = db.explain({"n": {"$in": [1, 3]}, "s": "v1"})
     assert e["plan"] == "index" and e["index"] in ("n", "s"), e
     assert db.explain({"zz": 1})["plan"] == "scan"
-    assert db.explain({"$or": [{"n": 1}, {"n": 2}]})["plan"] == "scan"
+    e = db.explain({"$or": [{"n": 1}, {"$tags": "t2"}, {"$and": [{"s": "v1"}, {"zz": 1}]}]})
+    assert e["plan"] == "index" and e["index"] == "n|$tags|s" and e["ranges"] == 3, e
+    assert db.explain({"$or": [{"n": 1}, {"zz": 2}]})["plan"] == "scan"      # zz: no index
+    assert db.explain({"$or": [{"n": 1}, {"n": {"$ne": 2}}]})["plan"] == "scan"
     assert db.explain({"n": {"$ne": 1}})["plan"] == "scan"
-    assert db.explain({"n": {"$gt": 1}})["touch"] < db.explain({"$or": [{"n": {"$gt": 1}}]})["touch"]
+    assert db.explain({"n": 1, "$plan": "scan"})["plan"] == "scan"
+    assert db.explain({"n": {"$gt": 1}})["touch"] < db.explain({"n": {"$gt": 1}, "$plan": "scan"})["touch"]
     for bad in ("", "$x", "a..b", 5, None):
         _raises(ValueError, db.create_index, bad)
     db.close()
