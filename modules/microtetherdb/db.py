@@ -146,17 +146,24 @@ class MicroTetherDB:
             if bt is None:
                 return
             buf = []
-            for kv in bt.items(start, end):
-                if kv[0] == skip:
-                    continue
-                buf.append(kv)
-                if len(buf) >= _CHUNK:
-                    break
+            try:
+                for kv in bt.items(start, end):
+                    if kv[0] == skip:
+                        continue
+                    buf.append(kv)
+                    if len(buf) >= _CHUNK:
+                        break
+            except OSError as e:
+                raise self._damaged(e)
             for kv in buf:
                 yield kv
             if len(buf) < _CHUNK:
                 return
             start = skip = buf[-1][0]
+
+    def _damaged(self, e):
+        # btree reports a page it cannot make sense of as OSError (EINVAL).
+        return CorruptDBError("%s: damaged database page (%r)" % (self.filename, e))
 
     def _write_record(self, kb, old, new):
         # The single path of every record write (old: previous raw or None).
@@ -557,7 +564,11 @@ class MicroTetherDB:
     # --- reads --------------------------------------------------------------
     def get(self, key, default=None):
         self._check_open()
-        raw = self._bt.get(_keys.kbytes(key))
+        kb = _keys.kbytes(key)
+        try:
+            raw = self._bt.get(kb)
+        except OSError as e:
+            raise self._damaged(e)
         if raw is None:
             return default
         e = codec.expiry(raw)
@@ -572,7 +583,10 @@ class MicroTetherDB:
 
     def __len__(self):
         self._check_open()
-        return self._count - _ttl.count_expired(self._bt, self._now())
+        try:
+            return self._count - _ttl.count_expired(self._bt, self._now())
+        except OSError as e:
+            raise self._damaged(e)
 
     def _range(self, start, end, prefix):
         s = None if start is None else _keys.kbytes(start)
