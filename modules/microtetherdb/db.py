@@ -163,6 +163,10 @@ class MicroTetherDB:
 
     def _damaged(self, e):
         # btree reports a page it cannot make sense of as OSError (EINVAL).
+        # ENOMEM is btree's own malloc failing (ports whose C malloc shares
+        # the MicroPython heap, e.g. the qemu board): memory, not damage.
+        if e.args and e.args[0] == 12:
+            return MemoryError("btree: out of memory (%r)" % (e,))
         return CorruptDBError("%s: damaged database page (%r)" % (self.filename, e))
 
     def _write_record(self, kb, old, new):
