@@ -414,6 +414,9 @@ def _fetch(db, rs, ks, ke):
         if pk == last:
             continue
         last = pk
+        bt = db._bt  # the caller may close or compact between items
+        if bt is None:
+            db._check_open()
         raw = bt.get(pk)
         if raw is not None:
             yield pk, raw

@@ -601,10 +601,6 @@ def _tags_all(ps):
     return lambda tags: _tall_p(ps, tags)
 
 
-def compile(q):
-    return Plan(q)
-
-
 # ---- execution --------------------------------------------------------
 
 def _source(db, plan):
@@ -636,6 +632,8 @@ def _matches(db, plan, src):
         if docp is not None and not docp(doc, tags):
             continue
         yield kb, doc
+    if db._bt is None:
+        db._check_open()   # closed while iterating: say so, not a short result
 
 
 def _rank(v):
@@ -682,10 +680,12 @@ def _run(db, plan, src):
         doc = None
     rows.sort(reverse=desc)
     end = len(rows) if limit is None else min(len(rows), skip + limit)
-    bt = db._bt
     for j in range(skip, end):
         kb = rows[j][3]
         rows[j] = None
+        bt = db._bt  # the caller may close or compact between items
+        if bt is None:
+            db._check_open()
         raw = bt.get(kb)
         if raw is None:
             continue      # deleted meanwhile

@@ -156,3 +156,25 @@ def test_stats_on_empty_and_closed():
         raise AssertionError("compact on a closed database")
     except Exception as e:
         assert "closed" in str(e)
+
+
+def test_iterating_across_compact_and_close():
+    for mem in (True, False):
+        db = make(TMP + "/i.db", mem, 60)
+        for q in ({"n": {"$lt": 0}}, {"n": {"$lt": 0}, "$plan": "scan"},
+                  {"n": {"$lt": 0}, "$sort": ("n", 1)}):
+            want = [k for k, _ in db.find(q)]
+            assert len(want) == 20, (q, want)
+            it = db.find(q)
+            got = [next(it)[0] for _ in range(3)]
+            db.compact()
+            got += [k for k, _ in it]
+            assert got == want, (q, got)
+        it = db.find({"n": {"$lt": 0}})
+        next(it)
+        db.close()
+        try:
+            list(it)
+            raise AssertionError("iterating a closed database")
+        except Exception as e:
+            assert "closed" in str(e), e
