@@ -86,6 +86,8 @@ class QemuSession:
         self.proc = None
         self.pty = None
         self._fd = None
+        self._log = None
+        self._last_output = b""
         self._crashed = False
         self.boot_seconds = None   # start() to first REPL prompt
 
@@ -103,8 +105,10 @@ class QemuSession:
         if not os.path.exists(self.image):
             raise QemuError("%s is missing: run 'make firmware TARGET=qemu' first" % self.image)
         t0 = time.monotonic()
+        # QEMU's own messages go to a file, not a pipe nobody reads later.
+        self._log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True, preexec_fn=_die_with_parent)
         _live.add(self)
         try:
@@ -114,8 +118,10 @@ class QemuSession:
             # (it would poll for the next connection only once a second).
             self._fd = os.open(self.pty, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
             if not self._prompt(b"\r", self.boot_timeout):
-                raise QemuError("the image did not boot to a REPL within %ss; "
-                                "QEMU said: %s" % (self.boot_timeout, self._qemu_output()))
+                why = ("QEMU exited with code %s" % self.proc.returncode
+                       if self.proc.poll() is not None else "no prompt within %ss" % self.boot_timeout)
+                raise QemuError("the image did not boot to a REPL (%s); QEMU said: %s"
+                                % (why, self._qemu_output()))
             self.boot_seconds = time.monotonic() - t0
             out = self._mpremote(["exec", FORMAT], 60)
             if out.strip():
@@ -139,8 +145,10 @@ class QemuSession:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-        if p is not None and p.stdout:
-            p.stdout.close()
+        log, self._log = self._log, None
+        if log is not None:
+            self._last_output = self._read_log(log)
+            log.close()
 
     def restart(self):
         self.stop()
@@ -273,33 +281,26 @@ class QemuSession:
     def _read_pty_name(self):
         """QEMU prints 'char device redirected to /dev/pts/N (label serial0)'."""
         deadline = time.monotonic() + 10
-        line = b""
-        fd = self.proc.stdout.fileno()
         while time.monotonic() < deadline:
-            r, _, _ = select.select([fd], [], [], 0.2)
-            if r:
-                chunk = os.read(fd, 1024)
-                if not chunk:
-                    break
-                line += chunk
-                m = re.search(rb"redirected to (/dev/\S+)", line)
-                if m:
-                    self._early = line
-                    return m.group(1).decode()
-            elif self.proc.poll() is not None:
+            m = re.search(rb"redirected to (/dev/\S+)", self._read_log(self._log))
+            if m:
+                return m.group(1).decode()
+            if self.proc.poll() is not None:
                 break
-        self._early = line
+            time.sleep(0.02)
         raise QemuError("QEMU did not open a serial pty: %s" % self._qemu_output())
+
+    @staticmethod
+    def _read_log(log):
+        log.seek(0)
+        return log.read()
 
     def _qemu_output(self):
         """What QEMU itself printed (errors such as a bad image or machine)."""
-        text = getattr(self, "_early", b"")
-        p = self.proc
-        if p is not None and p.stdout and p.poll() is not None:
-            try:
-                text += p.stdout.read()
-            except (OSError, ValueError):
-                pass
+        if self._log is not None:
+            text = self._read_log(self._log)
+        else:
+            text = self._last_output
         text = text.decode("utf-8", "replace").strip()
         return text or "(nothing)"
 
