@@ -136,4 +136,7 @@ def test_clock_is_deterministic_under_icount():
             out = s.run_code(code)
             runs.append(int(out.split("@")[1].split()[0]))
     assert runs[0] > 0
-    assert max(runs) - min(runs) <= 2, runs   # a couple of cycles of read-out skew
+    # Exact but for a SysTick interrupt more or less inside the loop (its
+    # phase depends on the idle time before the run): a few cycles. At host
+    # speed the same loop varies by ~1000 cycles between runs.
+    assert max(runs) - min(runs) <= 10, runs
