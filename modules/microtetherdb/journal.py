@@ -167,17 +167,23 @@ class JFile(io.IOBase):
     def readinto(self, buf):
         pos = self.pos
         n = len(buf)
-        ent = self.map.get(pos)
+        m = self.map
+        ent = m.get(pos)
+        if ent is None:
+            for o in m:
+                e = m[o]
+                if o < pos + n and pos < o + e[1]:
+                    if pos < o or pos + n > o + e[1]:
+                        return -_EIO  # straddles a pending page: btree never does this
+                    ent = (e[0] + pos - o, n)  # inside a pending page (e.g. the meta header)
+                    break
         if ent is not None:
-            if ent[1] != n:
+            if ent[1] < n:
                 return -_EIO
             j = self.j
             j.seek(ent[0])
             r = j.readinto(buf)
         else:
-            for o in self.map:
-                if o < pos + n and pos < o + self.map[o][1]:
-                    return -_EIO  # partial overlap: btree never does this
             f = self.f
             f.seek(pos)
             r = f.readinto(buf)
@@ -188,6 +194,13 @@ class JFile(io.IOBase):
 
     def write(self, buf):
         n = len(buf)
+        pos = self.pos
+        m = self.map
+        ent = m.get(pos)
+        if ent is None or ent[1] != n:
+            for o in m:
+                if o < pos + n and pos < o + m[o][1]:
+                    return -_EIO  # would overlap a pending write: btree writes whole pages
         j = self.j
         if j is None:
             j = self._begin()

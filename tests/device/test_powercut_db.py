@@ -302,6 +302,8 @@ def verify(kind, dev, allowed, now):
             db = MicroTetherDB(PATH, in_memory=False, clock=clock)
         except Exception as e:
             return "open", repr(e)
+        if kind == "fat":  # the journal must have been chosen for FAT
+            assert type(db._st.f).__name__ == "JFile", type(db._st.f)
         rec = getattr(db._st, "recovered", None)
         if rec:
             RECOVERED[rec] = RECOVERED.get(rec, 0) + 1
