@@ -259,7 +259,34 @@ if hasattr(MicroTetherDB, "compact"):
 OPS += [op_put(6), op_purge, op_put(7), op_batch]
 
 
-def run(kind, image, cut_at, torn):
+# autoflush=False variant: data calls only (purge, compact and index builds
+# commit by themselves), flush() after every GROUP calls
+GROUP_OPS = [op_put(0), op_put(1), op_put(2), op_put(3), op_gen, op_batch, op_big,
+             op_del, op_ttl, op_ttlb, op_delb, op_shrink, op_tick, op_cleanup,
+             op_tags, op_over, op_put(5), op_put(6)]
+GROUP = 3
+
+
+def run_grouped(db, dev, clk):
+    # calls between two flush() calls form one all-or-nothing group
+    # -> (allowed states if the power was cut, else None; final state)
+    flushed = {}
+    cur = {}
+    for i in range(len(GROUP_OPS)):
+        new = dict(cur)
+        GROUP_OPS[i](db, new, clk)
+        cur = new
+        if dev.undo is not None:
+            return [flushed], cur  # cut before the group's flush began
+        if (i + 1) % GROUP == 0 or i == len(GROUP_OPS) - 1:
+            db.flush()
+            if dev.undo is not None:
+                return [flushed, cur], cur
+            flushed = cur
+    return None, cur
+
+
+def run(kind, image, cut_at, torn, grouped=False):
     # -> (dev, total write events, allowed model states, clock at the end)
     dev = new_dev(image)
     dev.cut_at = cut_at
@@ -269,9 +296,11 @@ def run(kind, image, cut_at, torn):
     model = {}
     allowed = None
     try:
-        db = MicroTetherDB(PATH, in_memory=False, clock=lambda: clk[0])
+        db = MicroTetherDB(PATH, in_memory=False, clock=lambda: clk[0], autoflush=not grouped)
         if dev.undo is not None:
             allowed = [{}]
+        elif grouped:
+            allowed, model = run_grouped(db, dev, clk)
         else:
             for op in OPS:
                 new = dict(model)
@@ -351,11 +380,11 @@ def verify(kind, dev, allowed, now):
 RECOVERED = {}
 
 
-def sweep(kind, torn):
+def sweep(kind, torn, grouped=False):
     nblocks = NBLOCKS_QEMU if TARGET == "qemu" else NBLOCKS
     RECOVERED.clear()
     image = fresh_image(kind, nblocks)
-    dev, total, allowed, now = run(kind, image, 0, False)
+    dev, total, allowed, now = run(kind, image, 0, False, grouped)
     assert verify(kind, dev, allowed, now)[0] == "ok"
     dev.close()
     res = {"ok": 0, "mount": 0, "open": 0, "lost": 0, "bad": 0}
@@ -363,7 +392,7 @@ def sweep(kind, torn):
     tried = 0
     step = STEP_QEMU if TARGET == "qemu" else 1
     for n in range(1 + (step >> 1), total + 1, step):
-        dev, t, allowed, now = run(kind, image, n, torn)
+        dev, t, allowed, now = run(kind, image, n, torn, grouped)
         r, why = verify(kind, dev, allowed, now)
         dev.close()
         res[r] += 1
@@ -372,9 +401,10 @@ def sweep(kind, torn):
         tried += 1
         if n % 20 == 0:
             gc.collect()
-    print("MicroTetherDB on %s%s: write events %d, cut points tried %d, opens failed %d "
+    print("MicroTetherDB on %s%s%s: write events %d, cut points tried %d, opens failed %d "
           "(mount %d), acknowledged-state mismatches %d, inconsistent/unusable %d" % (
               "LittleFS" if kind == "lfs" else "FAT (journal)", " torn writes" if torn else "",
+              ", autoflush=False + flush() every %d calls" % GROUP if grouped else "",
               total, tried, res["open"] + res["mount"], res["mount"], res["lost"], res["bad"]))
     if RECOVERED:
         print("  journal at reopen: %r" % RECOVERED)
@@ -402,4 +432,17 @@ def test_db_fat_journal_cut_at_every_write():
 
 def test_db_fat_journal_torn_writes():
     total, tried, res = sweep("fat", True)
+    assert res["ok"] == tried, res
+
+
+def test_db_littlefs_autoflush_off_groups():
+    # durable at flush(); the calls since the last flush are all lost or
+    # (if the cut hit the flush) all kept
+    total, tried, res = sweep("lfs", False, True)
+    assert tried > (20 if TARGET == "qemu" else 100), total
+    assert res["ok"] == tried, res
+
+
+def test_db_fat_journal_autoflush_off_groups():
+    total, tried, res = sweep("fat", False, True)
     assert res["ok"] == tried, res
