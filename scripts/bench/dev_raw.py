@@ -74,8 +74,11 @@ def _putb2(items, ttls):
     h = _H
     for j in range(len(items)):
         d = items[j]
-        _SEQ[0] += 1
-        k = "r%08d" % _SEQ[0]
+        if type(d) is tuple:  # (key, doc), as the database accepts
+            k, d = d
+        else:
+            _SEQ[0] += 1
+            k = "r%08d" % _SEQ[0]
         if ttls is not None:
             t = ttls if isinstance(ttls, int) else ttls[j]
             if t:

@@ -9,10 +9,6 @@
 _P = 7919  # prime: i * _P % N visits 0..N-1 in a scrambled order
 
 
-def _order(n):
-    return [(j * _P) % n for j in range(n)]
-
-
 def heap_per_record(n):
     gc.collect()
     h0 = live()
@@ -49,34 +45,39 @@ def scaled_main():
         ops = n
     h0 = live()
     timed_once("open", lambda: impl_open(path))
-    # put / get / overwrite
-    keys = [None] * n
+    # put / get / overwrite. Records 0..n-ops-1 (sampled mode only) get the
+    # custom keys "b%07d" through untimed batches, so their keys need no heap;
+    # the timed puts' keys (generated) are kept in `keys`.
+    pre = n - ops
     i = 0
-    while i < n - ops:
-        m = min(50, n - ops - i)
-        ks = PUTB([doc(i + j) for j in range(m)])
-        for j in range(m):
-            keys[i + j] = ks[j]
+    while i < pre:
+        m = min(50, pre - i)
+        PUTB([("b%07d" % (i + j), doc(i + j)) for j in range(m)])
         i += m
-    ks = None
+    keys = [None] * ops
     o = Op("put", ops)
-    for i in range(n - ops, n):
-        keys[i] = o.run3(PUT3, doc(i), None, tags(i))
+    for i in range(pre, n):
+        keys[i - pre] = o.run3(PUT3, doc(i), None, tags(i))
     o.done()
     h1 = live()
     heap_rec("put", h0, h1, {"peak": o.peak})
-    order = _order(n)[:ops]
+
+    def key(i):
+        return keys[i - pre] if i >= pre else "b%07d" % i
+
+    order = [(j * _P) % n for j in range(ops)]
     o = Op("get", ops)
     for i in order:
-        d = o.run(GET, keys[i])
+        k = key(i)
+        d = o.run(GET, k)
         if d is None:
-            raise AssertionError("get missed %s" % keys[i])
+            raise AssertionError("get missed %s" % k)
     o.done()
     o = Op("overwrite", ops)
     for i in order:
         d = doc(i)
         d["value"] = d["value"] + 1
-        o.run4(PUTK, keys[i], d, None, tags(i))
+        o.run4(PUTK, key(i), d, None, tags(i))
     o.done()
     heap_rec("get_overwrite", h1, live(), {"peak": o.peak})
     if mode == "file":
@@ -148,14 +149,19 @@ def scaled_main():
     # delete every record singly
     o = Op("delete", ops)
     for i in order:
-        o.run(DEL, keys[i])
-        keys[i] = None
+        o.run(DEL, key(i))
     o.done()
-    rest = [k for k in keys if k is not None]
-    keys = None
-    for i in range(0, len(rest), 50):
-        DELB(rest[i:i + 50])
-    rest = None
+    gone = set(order)
+    rest = []
+    for i in range(n):
+        if i not in gone:
+            rest.append(key(i))
+            if len(rest) == 50:
+                DELB(rest)
+                rest = []
+    if rest:
+        DELB(rest)
+    rest = gone = keys = None
     # TTL: half the records expire, one cleanup removes them
     ttls = [60 if j % 2 == 0 else None for j in range(50)]
     done = 0

@@ -393,6 +393,9 @@ def section_md(sec):
     out.append("- MicroPython: `%s`; firmware sha256 `%s...`%s.\n" % (
         m["micropython"], m.get("firmware_sha256"),
         " (**rebuilt during the run: mixed versions**)" if m.get("firmware_changed_during_run") else ""))
+    for p in m.get("parts") or []:
+        out.append("- Part of this section: %s, `%s`, firmware `%s...`.\n" % (
+            p.get("date"), p.get("command"), p.get("firmware_sha256")))
     out.append("- Host: %s, %s cores, %s, load average %.2f at the end.\n" % (
         mc["cpu"], mc["cores"], mc["os"], mc["load"] or 0))
     if q:

@@ -336,6 +336,17 @@ def main(argv=None):
                 data = json.load(f)
         except ValueError:
             data = {}
+    old = data.get(args.target)
+    if args.only and old:
+        # a partial run replaces only its workloads in the existing section
+        keep = set(args.only.split(","))
+        section["records"] = [r for r in old["records"] if r.get("work") not in keep] + records
+        section["failures"] = [f for f in old.get("failures", []) if f["work"] not in keep] + failures
+        parts = old["meta"].get("parts") or [{k: old["meta"].get(k) for k in
+                                              ("date", "command", "firmware_sha256", "micropython")}]
+        section["meta"]["parts"] = parts + [{k: section["meta"].get(k) for k in
+                                             ("date", "command", "firmware_sha256", "micropython")}]
+        section["summary"] = report.summarize(section)
     data[args.target] = section
     with open(jpath, "w") as f:
         json.dump(data, f, indent=1, sort_keys=True)
