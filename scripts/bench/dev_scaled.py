@@ -46,13 +46,15 @@ def scaled_main():
     h0 = live()
     timed_once("open", lambda: impl_open(path))
     # put / get / overwrite. Records 0..n-ops-1 (sampled mode only) get the
-    # custom keys "b%07d" through untimed batches, so their keys need no heap;
-    # the timed puts' keys (generated) are kept in `keys`.
+    # custom keys "0b%07d" through untimed batches, so their keys need no heap;
+    # the timed puts' keys (generated) are kept in `keys`. "0b..." sorts before
+    # both generated ("1700000000-...") and raw ("r...") keys: the timed puts
+    # land at the end of the key space, as new records do in real use.
     pre = n - ops
     i = 0
     while i < pre:
         m = min(50, pre - i)
-        PUTB([("b%07d" % (i + j), doc(i + j)) for j in range(m)])
+        PUTB([("0b%07d" % (i + j), doc(i + j)) for j in range(m)])
         i += m
     keys = [None] * ops
     o = Op("put", ops)
@@ -63,7 +65,7 @@ def scaled_main():
     heap_rec("put", h0, h1, {"peak": o.peak})
 
     def key(i):
-        return keys[i - pre] if i >= pre else "b%07d" % i
+        return keys[i - pre] if i >= pre else "0b%07d" % i
 
     order = [(j * _P) % n for j in range(ops)]
     o = Op("get", ops)
