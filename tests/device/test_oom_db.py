@@ -13,7 +13,7 @@ from microtetherdb import MicroTetherDB
 
 IDX = b"\xfft"
 ROUNDS_QEMU = 16  # headroom 32 B .. 36 KB (factor 1.6)
-ROUNDS = 30  # headroom 32 B .. 64 KB (factor 1.3)
+ROUNDS = 22  # headroom 32 B .. 78 KB (factor 1.45)
 DEBUG = 0
 
 
@@ -132,7 +132,7 @@ def sweep(in_memory):
     model = {}
     fl = Filler()
     rounds = ROUNDS_QEMU if TARGET == "qemu" else ROUNDS
-    fac = 1.6 if TARGET == "qemu" else 1.3
+    fac = 1.6 if TARGET == "qemu" else 1.45
     stats = {}
     enomem = 0
     for name, prep, fn in ops(clk):
