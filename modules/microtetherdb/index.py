@@ -403,11 +403,14 @@ def _fetch(db, rs, ks, ke):
     # order (duplicates, e.g. from a union, once).
     bt = db._bt
     pks = []
-    for p, s, e in rs:
-        for k in bt.keys(s, e):
-            pk = _cut(p, k)
-            if (ks is None or pk >= ks) and (ke is None or pk < ke):
-                pks.append(pk)
+    try:
+        for p, s, e in rs:
+            for k in bt.keys(s, e):
+                pk = _cut(p, k)
+                if (ks is None or pk >= ks) and (ke is None or pk < ke):
+                    pks.append(pk)
+    except OSError as e:
+        raise db._damaged(e)   # CorruptDBError (or MemoryError for ENOMEM)
     pks.sort()   # index order is value order; results go in key order
     last = None
     for pk in pks:
@@ -417,6 +420,9 @@ def _fetch(db, rs, ks, ke):
         bt = db._bt  # the caller may close or compact between items
         if bt is None:
             db._check_open()
-        raw = bt.get(pk)
+        try:
+            raw = bt.get(pk)
+        except OSError as e:
+            raise db._damaged(e)
         if raw is not None:
             yield pk, raw

@@ -686,7 +686,10 @@ def _run(db, plan, src):
         bt = db._bt  # the caller may close or compact between items
         if bt is None:
             db._check_open()
-        raw = bt.get(kb)
+        try:
+            raw = bt.get(kb)
+        except OSError as e:
+            raise db._damaged(e)
         if raw is None:
             continue      # deleted meanwhile
         yield kb.decode(), db._decode(raw)[2]
