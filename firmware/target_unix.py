@@ -7,7 +7,7 @@ absent from the Debian source tarball.
 
 import os
 
-from .source import empty_micropython_lib
+from .port_make import port_make
 from .system import BUILD, ROOT, jobs, log, run
 
 OUTPUT = os.path.join(BUILD, "unix", "micropython")
@@ -37,12 +37,8 @@ def build_mpy_cross(src):
 def build(src, manifest=None):
     """Build the unix port; returns the path of the binary."""
     build_mpy_cross(src)
-    manifest = manifest or os.path.join(ROOT, "manifest.py")
     log("build unix port -> %s" % os.path.relpath(OUTPUT, ROOT))
-    run(["make", "-s", "-C", os.path.join(src, "ports", "unix"), "-j", jobs()]
-        + MAKE_OPTIONS
-        + ["BUILD=" + os.path.dirname(OUTPUT),   # objects beside the binary
-           "PROG=" + os.path.basename(OUTPUT),   # relative to BUILD
-           "FROZEN_MANIFEST=" + manifest,
-           "MPY_LIB_DIR=" + empty_micropython_lib()])
+    port_make(src, "unix", os.path.dirname(OUTPUT),   # objects beside the binary
+              manifest or os.path.join(ROOT, "manifest.py"),
+              options=MAKE_OPTIONS + ["PROG=" + os.path.basename(OUTPUT)])  # PROG is relative to BUILD
     return OUTPUT
