@@ -6,7 +6,9 @@ plain ``assert``. Each file runs once, in one MicroPython process (or one
 ``TMP`` (a fresh writable directory per test), ``TARGET`` ('unix', 'qemu',
 'serial') and ``skip(reason)``, then calls the tests in file order and prints
 one status line each. Every test function becomes its own pytest item here.
-The footer comes after the file so line numbers in tracebacks are the file's.
+Before the footer comes ``tests/device/support.py`` (helpers such as
+``raises`` and ``exists``). Both come after the file, so line numbers in
+tracebacks are the file's own.
 """
 
 import ast
@@ -103,7 +105,9 @@ def _results_for(target, filename):
         with open(os.path.join(DEVICE_DIR, filename)) as f:
             src = f.read()
         names = [n for fn, n in _device_tests() if fn == filename]
-        program = src + FOOTER % (target.tmpdir(), target.name, names)
+        with open(os.path.join(DEVICE_DIR, "support.py")) as f:
+            support = f.read()
+        program = src + "\n\n" + support + FOOTER % (target.tmpdir(), target.name, names)
         output = target.run_code(program)
         _file_results[filename] = (_parse(output), output)
     return _file_results[filename]

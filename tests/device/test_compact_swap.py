@@ -8,14 +8,6 @@ T = [1000]
 STEPS = ["start", "copy", "copied", "written", "renamed-new", "closed", "removed", "swapped"]
 
 
-def _exists(p):
-    try:
-        os.stat(p)
-        return True
-    except OSError:
-        return False
-
-
 def raw_items(db):
     # every key/value in the btree (records, TTL index, indexes, metadata)
     return [(bytes(k), bytes(v)) for k, v in db._bt.items()]
@@ -24,7 +16,7 @@ def raw_items(db):
 def make(fn, mem, n=150):
     T[0] = 1000
     for s in ("", ".new", ".swp", ".jnl"):
-        if _exists(fn + s):
+        if exists(fn + s):
             os.remove(fn + s)
     kw = {"ram_percentage": 60} if mem else {"autoflush": False}   # one flush below
     db = MicroTetherDB(fn, in_memory=mem, clock=lambda: T[0], **kw)
@@ -64,7 +56,7 @@ def test_compact_file_and_memory():
         assert db.cleanup() == ttl and len(db) == live - ttl   # TTL index came along
         db.put("new", {"n": 1})
         assert db.compact() >= 0
-        assert not _exists(fn + ".new") and not _exists(fn + ".swp")
+        assert not exists(fn + ".new") and not exists(fn + ".swp")
         db.close()
         if not mem:
             db = MicroTetherDB(fn, in_memory=False, clock=lambda: T[0])
@@ -96,7 +88,7 @@ def test_compact_power_cut_at_every_step():
         db = None  # power gone: the old object is never used or closed again
         db2 = MicroTetherDB(fn, in_memory=False, clock=lambda: T[0])
         assert raw_items(db2) == want, step               # old or new file, complete
-        assert not _exists(fn + ".new") and not _exists(fn + ".swp"), step
+        assert not exists(fn + ".new") and not exists(fn + ".swp"), step
         assert len(db2) == 100
         assert [k for k, _ in db2.find({"n": -4})] == ["k004"]
         db2.put("after", {"n": 0})
@@ -116,7 +108,7 @@ def test_leftovers_are_cleaned_on_open():
     with open(fn + ".new", "wb") as f:       # an unfinished copy
         f.write(b"garbage")
     db = MicroTetherDB(fn, in_memory=False)
-    assert raw_items(db) == want and not _exists(fn + ".new")
+    assert raw_items(db) == want and not exists(fn + ".new")
     db.close()
 
 
@@ -136,7 +128,7 @@ def test_compact_failure_keeps_database_usable():
         pass
     finally:
         C._hook = None
-    assert not _exists(fn + ".new")
+    assert not exists(fn + ".new")
     assert raw_items(db) == want
     db.put("x", {"n": 1})
     db.close()

@@ -2,14 +2,6 @@
 from microtetherdb import MicroTetherDB, DBError
 
 
-def _raises(exc, fn, *a, **k):
-    try:
-        fn(*a, **k)
-    except exc as e:
-        return str(e)
-    raise AssertionError("%s not raised" % exc.__name__)
-
-
 def test_put_get_generated_key():
     db = MicroTetherDB()
     k = db.put({"a": 1, "s": "h\u00e9llo", "l": [1, 2.5, None, True], "d": {"x": {"y": 0}}})
@@ -155,19 +147,19 @@ def test_stats():
 def test_with_and_closed_errors():
     with MicroTetherDB() as db:
         db.put("a", {"v": 1})
-    assert "closed" in _raises(DBError, db.get, "a")
-    _raises(DBError, db.put, {"v": 1})
-    _raises(DBError, db.delete, "a")
-    _raises(DBError, db.put_batch, [{"v": 1}])
-    _raises(DBError, db.delete_batch, ["a"])
-    _raises(DBError, db.cleanup)
-    _raises(DBError, db.flush)
-    _raises(DBError, db.stats)
-    _raises(DBError, db.keys)
-    _raises(DBError, db.items)
-    _raises(DBError, len, db)
-    _raises(DBError, lambda: "a" in db)
-    _raises(DBError, db.query, {})
+    assert "closed" in raises(DBError, db.get, "a")
+    raises(DBError, db.put, {"v": 1})
+    raises(DBError, db.delete, "a")
+    raises(DBError, db.put_batch, [{"v": 1}])
+    raises(DBError, db.delete_batch, ["a"])
+    raises(DBError, db.cleanup)
+    raises(DBError, db.flush)
+    raises(DBError, db.stats)
+    raises(DBError, db.keys)
+    raises(DBError, db.items)
+    raises(DBError, len, db)
+    raises(DBError, lambda: "a" in db)
+    raises(DBError, db.query, {})
     db.close()  # closing twice is allowed
 
 

@@ -2,14 +2,6 @@
 from microtetherdb import MicroTetherDB
 
 
-def _raises(exc, fn, *a, **k):
-    try:
-        fn(*a, **k)
-    except exc as e:
-        return str(e)
-    raise AssertionError("%s not raised" % exc.__name__)
-
-
 def test_keys_aligned_with_items():
     db = MicroTetherDB()
     items = [{"i": 0}, ("mine", {"i": 1}), {"i": 2}, ["other", {"i": 3}], (b"raw", {"i": 4})]
@@ -56,11 +48,11 @@ def test_invalid_item_writes_nothing():
 
 def test_ttls_validation():
     db = MicroTetherDB()
-    assert "ttls" in _raises(ValueError, db.put_batch, [{"i": 0}, {"i": 1}], [1])
-    _raises(ValueError, db.put_batch, [{"i": 0}, {"i": 1}], [1, -1])
-    _raises(ValueError, db.put_batch, [{"i": 0}], "10")
-    _raises(TypeError, db.put_batch, {"i": 0})
-    _raises(TypeError, db.put_batch, 5)
+    assert "ttls" in raises(ValueError, db.put_batch, [{"i": 0}, {"i": 1}], [1])
+    raises(ValueError, db.put_batch, [{"i": 0}, {"i": 1}], [1, -1])
+    raises(ValueError, db.put_batch, [{"i": 0}], "10")
+    raises(TypeError, db.put_batch, {"i": 0})
+    raises(TypeError, db.put_batch, 5)
     assert len(db) == 0
     assert db.put_batch([]) == []
     assert db.put_batch(({"i": i} for i in range(3)))[0] is not None  # any iterable
@@ -84,7 +76,7 @@ def test_failure_mid_batch_is_undone():
 
     db._write_record = flaky
     items = [("a", {"v": "new-a"}), ("x", {"v": 1}), ("b", {"v": "new-b"}), ("y", {"v": 2})]
-    _raises(MemoryError, db.put_batch, items, [5, 5, 5, 5])
+    raises(MemoryError, db.put_batch, items, [5, 5, 5, 5])
     db._write_record = real
     assert sorted(db._bt.items()) == before
     assert db.get("a") == {"v": "old-a"} and db.get("b") == {"v": "old-b"}
@@ -108,7 +100,7 @@ def test_failure_mid_delete_batch_is_undone():
         real(kb, old)
 
     db._delete_record = flaky
-    _raises(MemoryError, db.delete_batch, ["a", "b", "c", "d"])
+    raises(MemoryError, db.delete_batch, ["a", "b", "c", "d"])
     db._delete_record = real
     assert sorted(db._bt.items()) == before and len(db) == 4
     db.close()
@@ -129,7 +121,7 @@ def test_failed_batch_in_file_mode_not_committed():
         real(kb, old, new)
 
     db._write_record = flaky
-    _raises(MemoryError, db.put_batch, [{"i": i} for i in range(50)])
+    raises(MemoryError, db.put_batch, [{"i": i} for i in range(50)])
     db._write_record = real
     assert db.stats()["flushes"] == f0  # nothing committed
     assert len(db) == 1

@@ -2,14 +2,6 @@
 from microtetherdb import MicroTetherDB, DBError, DBLock, DBFullError, CorruptDBError
 
 
-def _raises(exc, fn, *a, **k):
-    try:
-        fn(*a, **k)
-    except exc as e:
-        return str(e)
-    raise AssertionError("%s not raised" % exc.__name__)
-
-
 def test_exception_hierarchy():
     assert issubclass(DBLock, DBError)
     assert issubclass(CorruptDBError, DBError)
@@ -17,7 +9,7 @@ def test_exception_hierarchy():
 
 
 def test_unknown_kwarg_typeerror():
-    assert "bogus" in _raises(TypeError, MicroTetherDB, bogus=1)
+    assert "bogus" in raises(TypeError, MicroTetherDB, bogus=1)
 
 
 def test_constructor_values_named():
@@ -45,7 +37,7 @@ def test_constructor_values_named():
     ]
     for name, v in bad:
         kw = {name: v}
-        msg = _raises(ValueError, MicroTetherDB, **kw)
+        msg = raises(ValueError, MicroTetherDB, **kw)
         assert name in msg, (name, msg)
 
 
@@ -69,32 +61,32 @@ def test_attributes_readable():
 
 def test_bad_keys():
     db = MicroTetherDB()
-    _raises(ValueError, db.put, "", {"a": 1})
-    _raises(ValueError, db.put, b"", {"a": 1})
-    assert "128" in _raises(ValueError, db.put, "x" * 129, {"a": 1})
+    raises(ValueError, db.put, "", {"a": 1})
+    raises(ValueError, db.put, b"", {"a": 1})
+    assert "128" in raises(ValueError, db.put, "x" * 129, {"a": 1})
     db.put("x" * 128, {"a": 1})
-    assert "reserved" in _raises(ValueError, db.put, b"\xffm", {"a": 1})
-    assert "reserved" in _raises(ValueError, db.get, b"\xfft")
-    _raises(ValueError, db.put, b"\xc3(", {"a": 1})  # invalid UTF-8
-    _raises(TypeError, db.get, 5)
-    _raises(ValueError, db.delete, "")
-    _raises(ValueError, db.delete_batch, ["ok", ""])
+    assert "reserved" in raises(ValueError, db.put, b"\xffm", {"a": 1})
+    assert "reserved" in raises(ValueError, db.get, b"\xfft")
+    raises(ValueError, db.put, b"\xc3(", {"a": 1})  # invalid UTF-8
+    raises(TypeError, db.get, 5)
+    raises(ValueError, db.delete, "")
+    raises(ValueError, db.delete_batch, ["ok", ""])
     assert len(db) == 1
     db.close()
 
 
 def test_bad_documents_write_nothing():
     db = MicroTetherDB()
-    _raises(TypeError, db.put, [1, 2])
-    _raises(TypeError, db.put, "k", "not a dict")
-    _raises(TypeError, db.put, "k", {"a": object()})
-    _raises(TypeError, db.put, "k", {"a": {1: 2}})
-    _raises(TypeError, db.put, "k", {"a": b"bytes"})
-    _raises(TypeError, db.put, "k", {"a": {"b": [set()]}})
-    _raises(ValueError, db.put, "k", {"a": float("nan")})
-    _raises(ValueError, db.put, "k", {"a": float("inf")})
-    _raises(TypeError, db.put)
-    _raises(TypeError, db.delete)
+    raises(TypeError, db.put, [1, 2])
+    raises(TypeError, db.put, "k", "not a dict")
+    raises(TypeError, db.put, "k", {"a": object()})
+    raises(TypeError, db.put, "k", {"a": {1: 2}})
+    raises(TypeError, db.put, "k", {"a": b"bytes"})
+    raises(TypeError, db.put, "k", {"a": {"b": [set()]}})
+    raises(ValueError, db.put, "k", {"a": float("nan")})
+    raises(ValueError, db.put, "k", {"a": float("inf")})
+    raises(TypeError, db.put)
+    raises(TypeError, db.delete)
     assert len(db) == 0 and db.get("k") is None
     db.close()
 
@@ -102,25 +94,25 @@ def test_bad_documents_write_nothing():
 def test_doc_size_limit():
     db = MicroTetherDB()
     db.put("ok", {"s": "x" * (8192 - 9)})  # {"s": "..."} is exactly 8192 bytes
-    msg = _raises(ValueError, db.put, "big", {"s": "x" * 8200})
+    msg = raises(ValueError, db.put, "big", {"s": "x" * 8200})
     assert "8192" in msg and "8209" in msg, msg
     assert db.get("big") is None
     assert db.get("ok")["s"] == "x" * (8192 - 9)
     db.close()
     db = MicroTetherDB(max_doc_size=100)
-    _raises(ValueError, db.put, {"s": "x" * 100})
+    raises(ValueError, db.put, {"s": "x" * 100})
     db.put({"s": "x" * 50})
     db.close()
 
 
 def test_bad_ttl_and_tags():
     db = MicroTetherDB()
-    assert "ttl" in _raises(ValueError, db.put, "k", {"a": 1}, -1)
-    assert "ttl" in _raises(ValueError, db.put, "k", {"a": 1}, "10")
-    assert "ttl" in _raises(ValueError, db.put, "k", {"a": 1}, 1 << 40)
-    _raises(TypeError, db.put, "k", {"a": 1}, None, [1])
-    _raises(TypeError, db.put, "k", {"a": 1}, None, 5)
-    _raises(ValueError, db.put, "k", {"a": 1}, None, [""])
+    assert "ttl" in raises(ValueError, db.put, "k", {"a": 1}, -1)
+    assert "ttl" in raises(ValueError, db.put, "k", {"a": 1}, "10")
+    assert "ttl" in raises(ValueError, db.put, "k", {"a": 1}, 1 << 40)
+    raises(TypeError, db.put, "k", {"a": 1}, None, [1])
+    raises(TypeError, db.put, "k", {"a": 1}, None, 5)
+    raises(ValueError, db.put, "k", {"a": 1}, None, [""])
     assert len(db) == 0
     db.close()
 

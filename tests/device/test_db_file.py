@@ -3,22 +3,6 @@ import os
 from microtetherdb import MicroTetherDB, CorruptDBError, DBError
 
 
-def _raises(exc, fn, *a, **k):
-    try:
-        fn(*a, **k)
-    except exc as e:
-        return str(e)
-    raise AssertionError("%s not raised" % exc.__name__)
-
-
-def _exists(p):
-    try:
-        os.stat(p)
-        return True
-    except OSError:
-        return False
-
-
 def test_reopen_persistence():
     fn = TMP + "/p.db"
     db = MicroTetherDB(fn, in_memory=False)
@@ -42,7 +26,7 @@ def test_creates_parent_folders():
     fn = TMP + "/a/b/c/x.db"
     with MicroTetherDB(fn, in_memory=False) as db:
         db.put("k", {"v": 1})
-    assert _exists(fn)
+    assert exists(fn)
     with MicroTetherDB(fn, in_memory=False) as db:
         assert db.get("k") == {"v": 1}
 
@@ -51,7 +35,7 @@ def test_relative_filename():
     os.chdir(TMP)
     with MicroTetherDB("rel.db", in_memory=False) as db:
         db.put("k", {"v": 1})
-    assert _exists(TMP + "/rel.db")
+    assert exists(TMP + "/rel.db")
 
 
 def test_purge_removes_file_and_resets():
@@ -74,7 +58,7 @@ def test_garbage_file_is_corrupt():
     fn = TMP + "/garbage.db"
     with open(fn, "wb") as f:
         f.write(b"this is not a database at all " * 40)
-    msg = _raises(CorruptDBError, MicroTetherDB, fn, in_memory=False)
+    msg = raises(CorruptDBError, MicroTetherDB, fn, in_memory=False)
     assert "garbage.db" in msg
     # the file is left untouched
     with open(fn, "rb") as f:
@@ -85,7 +69,7 @@ def test_short_file_is_corrupt():
     fn = TMP + "/short.db"
     with open(fn, "w") as f:
         f.write("hello")
-    assert "short.db" in _raises(CorruptDBError, MicroTetherDB, fn, in_memory=False)
+    assert "short.db" in raises(CorruptDBError, MicroTetherDB, fn, in_memory=False)
 
 
 def test_foreign_btree_is_corrupt():
@@ -97,7 +81,7 @@ def test_foreign_btree_is_corrupt():
     bt[b"somebody"] = b"else's data"
     bt.close()
     f.close()
-    assert "foreign.db" in _raises(CorruptDBError, MicroTetherDB, fn, in_memory=False)
+    assert "foreign.db" in raises(CorruptDBError, MicroTetherDB, fn, in_memory=False)
 
 
 def test_damaged_meta_is_corrupt():
@@ -110,13 +94,13 @@ def test_damaged_meta_is_corrupt():
     bt[b"\xffm"] = b"junk"
     bt.close()
     f.close()
-    assert "meta.db" in _raises(CorruptDBError, MicroTetherDB, fn, in_memory=False)
+    assert "meta.db" in raises(CorruptDBError, MicroTetherDB, fn, in_memory=False)
     f = open(fn, "r+b")
     bt = btree.open(f)
     bt[b"\xffm"] = b"MTDB\x09:0"
     bt.close()
     f.close()
-    assert "format" in _raises(CorruptDBError, MicroTetherDB, fn, in_memory=False)
+    assert "format" in raises(CorruptDBError, MicroTetherDB, fn, in_memory=False)
 
 
 def test_empty_file_is_new_db():
@@ -201,8 +185,8 @@ def test_close_calls_btree_close():
     bt = db._bt
     db.put("k", {"v": 1})
     db.close()
-    _raises(Exception, bt.get, b"k")  # the btree handle itself is closed
-    _raises(DBError, db.put, "j", {"v": 1})
+    raises(Exception, bt.get, b"k")  # the btree handle itself is closed
+    raises(DBError, db.put, "j", {"v": 1})
     assert _reopen_count(fn) == 1
 
 

@@ -7,14 +7,6 @@ from microtetherdb import index as IX
 T = [1000]
 
 
-def _raises(exc, fn, *a, **k):
-    try:
-        fn(*a, **k)
-    except exc as e:
-        return str(e)
-    raise AssertionError("%s not raised" % exc.__name__)
-
-
 def expected_entries(db):
     # index keys recomputed from the records, independently of the hooks
     want = set()
@@ -118,7 +110,7 @@ def test_create_lists_and_uses_indexes():
     assert db.explain({"n": 1, "$plan": "scan"})["plan"] == "scan"
     assert db.explain({"n": {"$gt": 1}})["touch"] < db.explain({"n": {"$gt": 1}, "$plan": "scan"})["touch"]
     for bad in ("", "$x", "a..b", 5, None):
-        _raises(ValueError, db.create_index, bad)
+        raises(ValueError, db.create_index, bad)
     db.close()
 
 
@@ -136,7 +128,7 @@ def test_overwrites_deletes_batches():
     db.put_batch([("k06", {"n": 3}), ("b1", {"n": 3, "d": {"x": 2}}), {"n": 3}])
     all_checks(db)
     assert "k03" not in [k for k, _ in db.find({"n": 3})]
-    _raises(TypeError, db.put_batch, [("k07", {"n": 9}), 5])   # nothing written
+    raises(TypeError, db.put_batch, [("k07", {"n": 9}), 5])   # nothing written
     all_checks(db)
     db.drop_index("d.x")
     assert db.indexes() == ["$tags", "n"]
@@ -291,7 +283,7 @@ def test_failed_build_leaves_no_partial_index():
     fill(db, 30)
     real = db._bt
     db._bt = Boom(real, 5)
-    _raises(MemoryError, db.create_index, "n")
+    raises(MemoryError, db.create_index, "n")
     db._bt = real
     assert db.indexes() == ["$tags"]
     check(db)
@@ -300,7 +292,7 @@ def test_failed_build_leaves_no_partial_index():
     db.create_index("n")
     db.create_index("s")
     db._bt = Boom(real, 40)
-    _raises(MemoryError, db.reindex)     # fails inside the second index
+    raises(MemoryError, db.reindex)     # fails inside the second index
     db._bt = real
     assert db.indexes() == ["$tags", "n", "s"], db.indexes()
     all_checks(db)                       # the previous entries are intact

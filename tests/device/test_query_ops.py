@@ -5,14 +5,6 @@ from microtetherdb import MicroTetherDB
 T = [1000]
 
 
-def _raises(exc, fn, *a, **k):
-    try:
-        fn(*a, **k)
-    except exc as e:
-        return str(e)
-    raise AssertionError("%s not raised" % exc.__name__)
-
-
 def _db():
     T[0] = 1000
     db = MicroTetherDB(in_memory=True, clock=lambda: T[0])
@@ -90,7 +82,7 @@ def test_regex():
     assert _k(db, {"s": {"$regex": "(?:an)+a$"}}) == ["a2"]
     # compiled by MicroPython's re but not implemented there: refused
     for p in ("a{2}", "p{1,2}", "(a)\\1"):
-        m = _raises(ValueError, db.query, {"s": {"$regex": p}})
+        m = raises(ValueError, db.query, {"s": {"$regex": p}})
         assert "$regex" in m and "'s'" in m, m
     db.close()
 
@@ -194,28 +186,28 @@ def test_explain_scan():
 
 def test_errors_name_operator_and_path():
     db = _db()
-    m = _raises(ValueError, db.find, {"n": {"$gtx": 1}})
+    m = raises(ValueError, db.find, {"n": {"$gtx": 1}})
     assert "$gtx" in m and "'n'" in m, m
-    m = _raises(ValueError, db.query, {"$nor": []})
+    m = raises(ValueError, db.query, {"$nor": []})
     assert "$nor" in m, m
-    m = _raises(ValueError, db.query, {"a.b": {"$in": 5}})
+    m = raises(ValueError, db.query, {"a.b": {"$in": 5}})
     assert "$in" in m and "a.b" in m, m
-    m = _raises(ValueError, db.query, {"a": {"$gt": [1]}})
+    m = raises(ValueError, db.query, {"a": {"$gt": [1]}})
     assert "$gt" in m, m
-    m = _raises(ValueError, db.query, {"a": {"$exists": 1}})
+    m = raises(ValueError, db.query, {"a": {"$exists": 1}})
     assert "$exists" in m, m
-    m = _raises(ValueError, db.query, {"a": {"$regex": "("}})
+    m = raises(ValueError, db.query, {"a": {"$regex": "("}})
     assert "$regex" in m, m
-    m = _raises(ValueError, db.query, {"a": {"$gt": 1, "b": 2}})
+    m = raises(ValueError, db.query, {"a": {"$gt": 1, "b": 2}})
     assert "a" in m, m
-    m = _raises(ValueError, db.query, {"$or": [{"$limit": 1}]})
+    m = raises(ValueError, db.query, {"$or": [{"$limit": 1}]})
     assert "$limit" in m, m
     for bad in ({"$or": []}, {"$and": {}}, {"$limit": -1}, {"$limit": "1"}, {"$skip": 1.5},
                 {"$sort": ("a", 2)}, {"$sort": 5}, {"$keys": 5}, {"$keys": {"$foo": "a"}},
                 {"a..b": 1}, {"": 1}, {"$tags": 5}, {"$tags": {"$bad": ["x"]}},
                 {"a": {"$startswith": 1}}, {"a": {"$or": []}}, {"$plan": "fast"}):
-        _raises(ValueError, db.query, bad)
-    _raises(ValueError, db.query, [1])
+        raises(ValueError, db.query, bad)
+    raises(ValueError, db.query, [1])
     db.close()
 
 
@@ -228,9 +220,9 @@ def test_error_raised_before_any_scan():
         calls.append(a)
         return orig(*a)
     db._records = rec
-    _raises(ValueError, db.find, {"n": 1, "m": {"$bogus": 1}})   # not even next()
+    raises(ValueError, db.find, {"n": 1, "m": {"$bogus": 1}})   # not even next()
     assert calls == []
-    _raises(ValueError, db.explain, {"$or": [{"n": 1}, {"m": {"$bogus": 1}}]})
+    raises(ValueError, db.explain, {"$or": [{"n": 1}, {"m": {"$bogus": 1}}]})
     assert calls == []
     db.close()
 
