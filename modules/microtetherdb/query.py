@@ -1,6 +1,6 @@
 # MicroTetherDB query engine: validate + compile a query dict into small
 # closures, then stream records (key order), optionally from an index.
-# Semantics are documented in docs/query.md.
+# Semantics are documented in README.md (section "Queries, indexes, explain and compact").
 
 _MISSING = object()   # value of a path that does not exist in a document
 
