@@ -7,13 +7,16 @@ plain ``assert``. Each file runs once, in one MicroPython process (or one
 'serial') and ``skip(reason)``, then calls the tests in file order and prints
 one status line each. Every test function becomes its own pytest item here.
 Before the footer comes ``tests/device/support.py`` (helpers such as
-``raises`` and ``exists``). Both come after the file, so line numbers in
-tracebacks are the file's own.
+``raises`` and ``exists``) and every ``tests/device/<name>.py`` that the file
+names in a ``# uses: <name>`` line. All of it comes after the file, so line
+numbers in tracebacks are the file's own (and the test files may use these
+names inside functions only).
 """
 
 import ast
 import glob
 import os
+import re
 
 import pytest
 
@@ -105,9 +108,11 @@ def _results_for(target, filename):
         with open(os.path.join(DEVICE_DIR, filename)) as f:
             src = f.read()
         names = [n for fn, n in _device_tests() if fn == filename]
-        with open(os.path.join(DEVICE_DIR, "support.py")) as f:
-            support = f.read()
-        program = src + "\n\n" + support + FOOTER % (target.tmpdir(), target.name, names)
+        program = src
+        for name in ["support"] + re.findall(r"^# uses: (\w+)", src, re.M):
+            with open(os.path.join(DEVICE_DIR, name + ".py")) as f:
+                program += "\n\n" + f.read()
+        program += FOOTER % (target.tmpdir(), target.name, names)
         output = target.run_code(program)
         _file_results[filename] = (_parse(output), output)
     return _file_results[filename]
