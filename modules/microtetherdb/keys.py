@@ -27,16 +27,38 @@ def kbytes(key):
             raise ValueError("key must not be empty")
         if key[0] == 0xFF:
             raise ValueError("key: bytes starting with 0xFF are reserved")
-        try:
-            str(key, "utf-8")
-        except ValueError:  # UnicodeError is a ValueError
-            raise ValueError("key: bytes must be valid UTF-8")
         b = bytes(key)
+        if not _valid_utf8(b):
+            raise ValueError("key: bytes must be valid UTF-8")
     else:
         raise TypeError("key must be str or bytes, not %s" % t.__name__)
     if len(b) > MAX_KEY_LEN:
         raise ValueError("key is %d bytes, over the limit of %d" % (len(b), MAX_KEY_LEN))
     return b
+
+
+def _valid_utf8(b):
+    # MicroPython's decoder checks only the shape of each sequence: it accepts
+    # overlong forms, surrogates and code points past U+10FFFF. Refuse them as
+    # CPython does, so that a stored key is the one str it reads back as.
+    try:
+        str(b, "utf-8")
+    except ValueError:  # UnicodeError is a ValueError
+        return False
+    for i in range(len(b)):
+        c = b[i]
+        if c < 0xC2:
+            if c >= 0xC0:  # C0, C1: overlong two-byte forms
+                return False
+            continue
+        if c >= 0xF5:
+            return False
+        if c in (0xE0, 0xED, 0xF0, 0xF4):
+            n = b[i + 1]  # present: the decode above checked the shape
+            if ((c == 0xE0 and n < 0xA0) or (c == 0xED and n >= 0xA0)
+                    or (c == 0xF0 and n < 0x90) or (c == 0xF4 and n >= 0x90)):
+                return False
+    return True
 
 
 class KeyGen:

@@ -126,3 +126,15 @@ def test_no_mutation_on_error():
         pass
     assert list(d.keys()) == ["a"]
     db.close()
+
+
+def test_bytes_keys_must_be_strict_utf8():
+    # MicroPython's own decoder lets these through; the database must not.
+    db = MicroTetherDB()
+    for bad in (b"\xc1\xbf", b"\xe0\x80\x80", b"\xed\xa0\x80", b"\xf0\x8f\xbf\xbf",
+                b"\xf4\x90\x80\x80", b"\xf5\x80\x80\x80", b"\x80"):
+        assert "UTF-8" in raises(ValueError, db.put, bad, {"a": 1}), bad
+        assert "UTF-8" in raises(ValueError, db.get, bad), bad
+    assert db.put(b"a\xc3\xa9", {"a": 1}) == "a\u00e9"
+    assert db.get("a\u00e9") == {"a": 1}
+    db.close()
