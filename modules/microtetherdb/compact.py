@@ -194,12 +194,39 @@ def _compact_mem(db, st, btree):
         raise e
     db._bt = None
     st.close()
+    if st.budget is not None:
+        # Back into a preallocated store of the full budget, as at open
+        # (storage.py); the old one is free now.
+        nb.close()
+        f = _repack(f, st.prealloc_size())
+        nb = btree.open(f, pagesize=st.psize, cachesize=st.csize)
+        st._room = 0  # measured again by the next reserve()
     st.bt = nb
     st.f = f
     db._bt = nb
-    if st.budget is not None:
-        st._room = 0  # measured again by the next reserve()
     return before - st.size()
+
+
+def _repack(f, cap):
+    # Copy the BytesIO f into a new one preallocated to cap bytes, page by
+    # page (no second whole copy in RAM); keep f if there is no room for that.
+    import io
+
+    try:
+        pre = io.BytesIO(cap)
+    except MemoryError:
+        f.seek(0)
+        return f
+    f.seek(0)
+    buf = bytearray(2048)
+    mv = memoryview(buf)
+    while True:
+        n = f.readinto(buf)
+        if not n:
+            break
+        pre.write(mv[:n])
+    pre.seek(0)  # btree.open reads the meta page from the current position
+    return pre
 
 
 def usage(db):

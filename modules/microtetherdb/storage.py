@@ -11,6 +11,9 @@ _INSERT_PAGES = 4
 _BTREEMAGIC = 0x053162
 
 
+_SLACK_PAGES = 8  # preallocated beyond the memory budget
+
+
 def _mkdirs(path):
     # Create the parent folders of `path` (MicroPython has no makedirs).
     cur = "/" if path.startswith("/") else ""
@@ -43,7 +46,19 @@ class Storage:
         if self.mem:
             import io
 
-            f = io.BytesIO()
+            f = None
+            if self.budget is not None:
+                # Reserve the whole budget up front (plus a few pages for the
+                # batch estimate's error): the store then never grows, so
+                # btree never meets a realloc that copies the store and
+                # fragments the heap, nor a MemoryError raised from inside
+                # its C code (which could leave its pages half-split).
+                try:
+                    f = io.BytesIO(self.prealloc_size())
+                except MemoryError:
+                    f = None  # no room for that now: grow as needed instead
+            if f is None:
+                f = io.BytesIO()
             self.new = True
         else:
             fn = self.filename
@@ -70,6 +85,10 @@ class Storage:
         self.f = f
         if self.mem and self.budget is not None:
             self._room = self.measure()
+
+    def prealloc_size(self):
+        # Bytes reserved for an in-memory store with a budget.
+        return self.budget + _SLACK_PAGES * self.psize
 
     # --- the single commit point -------------------------------------------
     def commit(self):

@@ -127,3 +127,26 @@ def test_big_documents_counted():
     assert 0 < n < budget // 4000 + 1
     assert db.stats()["bytes_used"] <= budget
     db.close()
+
+
+def test_store_is_preallocated_and_failed_batches_leave_nothing():
+    # The budget is reserved at open, so the store never grows by realloc
+    # (which on a full, fragmented heap raised MemoryError from inside btree
+    # and left half a batch behind).
+    gc.collect()
+    before = gc.mem_free()
+    db = MicroTetherDB(ram_percentage=_pct(30000))
+    gc.collect()
+    assert before - gc.mem_free() >= 30000
+    n = 0
+    full = 0
+    for attempt in range(12):
+        try:
+            db.put_batch([{"i": i, "pad": "y" * 40} for i in range(40)])
+            n += 40
+        except DBFullError:
+            full += 1
+        assert len(db) == n
+        assert sum(1 for _ in db.keys()) == n
+    assert full and n  # some batches fitted, then the budget was reached
+    db.close()
