@@ -21,7 +21,22 @@ class TargetError(Exception):
     """The target itself failed (did not boot, hung, vanished)."""
 
 
-class UnixTarget:
+class _Target:
+    """What every target shares: run_code() goes through run_file()."""
+
+    def run_code(self, src, timeout=None):
+        with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+            f.write(src)
+        try:
+            return self.run_file(f.name, timeout)
+        finally:
+            os.unlink(f.name)
+
+    def close(self):
+        pass
+
+
+class UnixTarget(_Target):
     """The host firmware, build/unix/micropython, one process per run."""
 
     name = "unix"
@@ -58,16 +73,6 @@ class UnixTarget:
                               % (-p.returncode, out[-4000:]))
         return out
 
-    def run_code(self, src, timeout=None):
-        with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-            f.write(src)
-        try:
-            return self.run_file(f.name, timeout)
-        finally:
-            os.unlink(f.name)
-
-    def close(self):
-        pass
 
 
 # --- QemuTarget and SerialTarget (qemu part; see scripts/qemu_run.py). ---
@@ -78,7 +83,7 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import qemu_run  # noqa: E402
 
 
-class QemuTarget:
+class QemuTarget(_Target):
     """The MCU image build/qemu/firmware.elf: one QEMU boot per pytest session,
     one ``mpremote run`` per file; /flash (LittleFS on a RAM disk) is the cwd."""
 
@@ -115,7 +120,7 @@ class QemuTarget:
         self.session.stop()
 
 
-class SerialTarget:
+class SerialTarget(_Target):
     """A real board on a serial port (e.g. an ESP32 on /dev/ttyUSB0), through
     ``mpremote connect PORT run FILE``. Test directories live under
     <cwd>/mtdb-test on the board's filesystem and are removed at the start."""
@@ -164,16 +169,6 @@ class SerialTarget:
     def run_file(self, path, timeout=None):
         return self._run(["run", os.path.abspath(path)], timeout or self.default_timeout)
 
-    def run_code(self, src, timeout=None):
-        with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-            f.write(src)
-        try:
-            return self.run_file(f.name, timeout)
-        finally:
-            os.unlink(f.name)
-
-    def close(self):
-        pass
 
 
 def make_target(spec):

@@ -400,16 +400,6 @@ def salvage(src, dest, pagesize=None, accept=None):
     return rep
 
 
-def _exists(path):
-    import os
-
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
 def repair(path, backup=None):
     # Salvage the MicroTetherDB file `path` in place: every readable record
     # whose key and document decode is copied into a new file, the expiry
@@ -421,7 +411,7 @@ def repair(path, backup=None):
     import os
     import btree
     from . import codec
-    from .journal import recover
+    from .journal import recover, _exists
 
     if backup is None:
         backup = path + ".corrupt"
