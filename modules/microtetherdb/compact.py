@@ -212,9 +212,17 @@ def _repack(f, cap):
     # page (no second whole copy in RAM); keep f if there is no room for that.
     import io
 
-    try:
-        pre = io.BytesIO(cap)
-    except MemoryError:
+    import gc
+
+    pre = None
+    from .storage import PREALLOC_HEADROOM
+
+    if cap and gc.mem_free() >= cap + PREALLOC_HEADROOM:  # as Storage._open
+        try:
+            pre = io.BytesIO(cap)
+        except MemoryError:
+            pass
+    if pre is None:
         f.seek(0)
         return f
     f.seek(0)

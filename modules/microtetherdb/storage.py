@@ -1,6 +1,7 @@
 # The btree handle: opening over io.BytesIO or a file, the commit point,
 # the in-memory budget, closing and purging.
 import btree
+import gc
 import os
 
 from .errors import CorruptDBError, DBFullError
@@ -12,6 +13,7 @@ _BTREEMAGIC = 0x053162
 
 
 _SLACK_PAGES = 8  # preallocated beyond the memory budget
+PREALLOC_HEADROOM = 16384  # heap left free after preallocating the store
 
 
 def _mkdirs(path):
@@ -47,16 +49,19 @@ class Storage:
             import io
 
             f = None
-            if self.budget is not None:
+            n = self.prealloc_size()
+            if n and gc.mem_free() >= n + PREALLOC_HEADROOM:
                 # Reserve the whole budget up front (plus a few pages for the
                 # batch estimate's error): the store then never grows, so
                 # btree never meets a realloc that copies the store and
                 # fragments the heap, nor a MemoryError raised from inside
-                # its C code (which could leave its pages half-split).
+                # its C code (which could leave its pages half-split). Only
+                # while PREALLOC_HEADROOM bytes stay free for everything else;
+                # otherwise the store grows as needed.
                 try:
-                    f = io.BytesIO(self.prealloc_size())
+                    f = io.BytesIO(n)
                 except MemoryError:
-                    f = None  # no room for that now: grow as needed instead
+                    f = None
             if f is None:
                 f = io.BytesIO()
             self.new = True
@@ -87,7 +92,9 @@ class Storage:
             self._room = self.measure()
 
     def prealloc_size(self):
-        # Bytes reserved for an in-memory store with a budget.
+        # Bytes reserved for an in-memory store with a budget (0: none).
+        if self.budget is None:
+            return 0
         return self.budget + _SLACK_PAGES * self.psize
 
     # --- the single commit point -------------------------------------------
