@@ -16,25 +16,28 @@ MAX_DEPTH = 32
 
 
 def _check(v, depth):
-    t = type(v)
-    if t is str or t is int or t is bool or v is None:
-        return
-    if t is float:
-        if v - v != 0:
-            raise ValueError("data: NaN and infinity are not JSON")
-        return
+    # Containers recurse; scalars are checked inline in the loops (no call per
+    # leaf: this runs on every put).
     if depth > MAX_DEPTH:
         raise ValueError("data: nested deeper than %d" % MAX_DEPTH)
-    if isinstance(v, dict):
-        for k in v:
+    d = isinstance(v, dict)
+    for k in v:
+        if d:
             if type(k) is not str:
                 raise TypeError("data: dict keys must be str, not %s" % type(k).__name__)
-            _check(v[k], depth + 1)
-    elif t is list or t is tuple:
-        for x in v:
+            x = v[k]
+        else:
+            x = k
+        t = type(x)
+        if t is str or t is int or t is bool or x is None:
+            continue
+        if t is float:
+            if x - x != 0:
+                raise ValueError("data: NaN and infinity are not JSON")
+        elif t is list or t is tuple or isinstance(x, dict):
             _check(x, depth + 1)
-    else:
-        raise TypeError("data: %s is not JSON-serialisable" % t.__name__)
+        else:
+            raise TypeError("data: %s is not JSON-serialisable" % t.__name__)
 
 
 def tags_bytes(tags):
