@@ -315,12 +315,13 @@ class MicroTetherDB:
         raw = codec.encode(data, _ttl.expiry_for(ttl, now), codec.tags_bytes(tags), self.max_doc_size)
         if key is None:
             key, kb = self._newkey(now)
+            old = None  # _newkey looked: the key is free
         else:
             kb = _keys.kbytes(key)
             if type(key) is not str:
                 key = str(kb, "utf-8")
+            old = self._bt.get(kb)
         self._reserve(kb, raw)
-        old = self._bt.get(kb)
         c0 = self._count
         try:
             self._write_record(kb, old, raw)
