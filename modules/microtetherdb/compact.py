@@ -15,11 +15,23 @@
 # "<db>.swp" exists and deletes a leftover "<db>.new" (an unfinished copy).
 # In-memory mode builds a new BytesIO the same way and swaps it in (needs
 # room for both copies while it runs).
-import os
-
-NEW = ".new"
-SWP = ".swp"
-JNL = ".jnl"
+# Compaction.
+#
+# Berkeley DB 1.85 never shrinks its file and reuses only pages that became
+# completely empty. compact() copies every key (records, TTL and secondary
+# index entries, metadata) in key order into a fresh btree - sorted inserts
+# fill its pages almost completely - and puts it in place of the old one.
+#
+# File mode: the database is committed, the room the copy needs is checked
+# against the free space (OSError ENOSPC naming both, nothing written), the
+# copy is written next to the database (filestore.begin_replace: "<db>.new",
+# with a "<db>.swap" marker), every write, flush and close checked, and only a
+# complete copy replaces the database (filestore.finish_replace). A power cut
+# at any point leaves either the old or the new file, complete (the marker
+# tells the next open which). The copy keeps the file's page size.
+# In-memory mode builds a new BytesIO the same way and swaps it in (needs
+# room for both copies while it runs).
+from . import filestore
 
 _hook = None  # tests: called with a step name; raising Cut there simulates a power cut
 
@@ -33,38 +45,6 @@ def _step(name):
         _hook(name)
 
 
-def _exists(p):
-    try:
-        os.stat(p)
-        return True
-    except OSError:
-        return False
-
-
-def _remove(p):
-    try:
-        os.remove(p)
-    except OSError:
-        pass
-
-
-def _swap(fn, swp, jnl):
-    # "<fn>.swp" is complete: make it "<fn>".
-    _remove(jnl)   # a journal of the old file must never touch the new one
-    _remove(fn)
-    _step("removed")
-    os.rename(swp, fn)
-
-
-def recover(fn):
-    swp = fn + SWP
-    if _exists(swp):
-        _swap(fn, swp, fn + JNL)
-    new = fn + NEW
-    if _exists(new):
-        _remove(new)
-
-
 def _copy(src, dst):
     n = 0
     for k, v in src.items():
@@ -75,72 +55,84 @@ def _copy(src, dst):
     return n
 
 
-def compact(db):
-    # -> bytes reclaimed (old size - new size)
+def _write_copy(bt, path, psize, csize):
+    # The whole btree `bt` into a new file `path`; raises on any failure.
     import btree
 
+    f = open(path, "w+b")
+    nb = None
+    try:
+        nb = btree.open(f, pagesize=psize, cachesize=csize)
+        _copy(bt, nb)
+        _step("copied")
+        r = nb.close()
+        nb = None
+        if r != 0:
+            raise OSError(filestore.EIO, "%s: writing the copy failed" % path)
+        f.flush()
+    finally:
+        if nb is not None:
+            try:
+                nb.close()
+            except Exception:  # noqa: BLE001
+                pass
+        f.close()
+    _step("written")
+
+
+def room_needed(st):
+    # Bytes the copy needs: the live part of the file, packed, plus a few
+    # pages and filesystem blocks of slack.
+    live = st.usage()["live_bytes"]
+    return live + live // 8 + 4 * st.psize + 2 * filestore.block_size(st.path)
+
+
+def compact(db):
+    # -> bytes reclaimed (old size - new size)
     db._wguard()
     st = db._st
     if st.mem:
+        import btree
+
         return _compact_mem(db, st, btree)
-    fn = st.filename
-    new = fn + NEW
-    swp = fn + SWP
-    jnl = fn + JNL
+    path = st.path
     db._commit()
     before = st.size()
+    filestore.check_room(path, room_needed(st), "compact()")
+    new = filestore.begin_replace(path)
     _step("start")
-    f = nb = None
     try:
-        f = open(new, "w+b")
-        nb = btree.open(f, pagesize=st.psize, cachesize=st.csize)
-        _copy(db._bt, nb)
-        _step("copied")
-        nb.flush()
-        nb.close()
-        nb = None
-        f.close()
-        f = None
-        _step("written")
-        os.rename(new, swp)
+        _write_copy(db._bt, new, st.psize, st.csize)
     except Cut:
         raise
     except BaseException as e:
         # Out of memory, MicroPython builds exceptions in one emergency
         # buffer: a nested (handled) OSError below would overwrite e.
         mem = isinstance(e, MemoryError)
-        if nb is not None:
-            nb.close()
-        if f is not None:
-            f.close()
-        _remove(new)
+        filestore.abort_replace(path)
         _reraise(e, mem)
-    # From here on "<db>.swp" is what the next open uses: the old file must
-    # not be written any more, so every way out goes through _reopen().
-    spare = None
+    # The copy is complete: from here on every way out reopens the store
+    # (recover() finishes an interrupted replacement).
+    db._bt = None
+    err = None
     try:
-        _step("renamed-new")
-        spare = bytearray(2048)  # heap kept back for reopening
-        db._bt = None
-        st.close()
+        st.close_handles()
         _step("closed")
-        _swap(fn, swp, jnl)
+        filestore.finish_replace(path)
         _step("swapped")
     except Cut:
         raise
-    except BaseException as e:
-        mem = isinstance(e, MemoryError)
-        spare = None
+    except BaseException as e:  # noqa: BLE001
+        err = e
+    try:
+        _reopen(db, st)
+    except BaseException as e:  # noqa: BLE001 - e.g. out of memory: the next call reopens
+        st.pending = True
         db._bt = None
-        if st.bt is not None:
-            try:
-                st.close()
-            except Exception:
-                pass
-        _reopen(db, st, fn)  # the new file (recover() finishes the swap)
-        _reraise(e, mem)
-    spare = None
-    _reopen(db, st, fn)
+        if err is None:
+            err = e
+    if err is not None:
+        _reraise(err, isinstance(err, MemoryError))
     return before - st.size()
 
 
@@ -150,31 +142,12 @@ def _reraise(e, mem):
     raise e
 
 
-def _reopen(db, st, fn):
-    # Open the file just written (or, after a failure, whichever is complete)
-    # like Storage._open, without its page-by-page check: compact() wrote it.
-    import btree
+def _reopen(db, st):
     import gc
 
-    from . import journal
-
     gc.collect()
-    for i in range(2):
-        try:
-            recover(fn)
-            f = journal.JFile(fn) if journal.needed(fn) else open(fn, "r+b")
-            try:
-                st.bt = btree.open(f, pagesize=st.psize, cachesize=st.csize)
-            except BaseException as e:
-                f.close()
-                raise e
-            break
-        except MemoryError:
-            if i:
-                raise
-            gc.collect()
-    st.f = f
-    st.new = False
+    st.close_handles()
+    st._open(st.psize)
     db._bt = st.bt
 
 
@@ -235,40 +208,3 @@ def _repack(f, cap):
         pre.write(mv[:n])
     pre.seek(0)  # btree.open reads the meta page from the current position
     return pre
-
-
-def usage(db):
-    # Page-level account of the store as last written (file mode: as of the
-    # last flush): dead_bytes = unused room inside pages + free-list pages,
-    # about what compact() would reclaim; live_bytes = the rest.
-    st = db._st
-    f = st.f
-    size = st.size()
-    ps = st.psize
-    n = size // ps
-    buf = bytearray(20)
-    free = set()
-    dead = 0
-    if n:
-        f.seek(0)
-        f.readinto(buf)
-        if int.from_bytes(buf[0:4], "little") == 0x053162:
-            pg = int.from_bytes(buf[12:16], "little")
-            while 0 < pg < n and pg not in free:
-                free.add(pg)
-                f.seek(pg * ps + 8)
-                f.readinto(buf)
-                pg = int.from_bytes(buf[0:4], "little")
-    for pg in range(1, n):
-        if pg in free:
-            continue
-        f.seek(pg * ps)
-        f.readinto(buf)
-        flags = buf[12]
-        if flags & 0x03:  # P_BINTERNAL | P_BLEAF
-            lower = buf[16] | (buf[17] << 8)
-            upper = buf[18] | (buf[19] << 8)
-            if upper >= lower:
-                dead += upper - lower
-    dead += len(free) * ps
-    return {"live_bytes": size - dead, "dead_bytes": dead, "free_pages": len(free)}

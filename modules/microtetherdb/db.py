@@ -7,6 +7,7 @@ from . import keys as _keys
 from . import ttl as _ttl
 from .errors import CorruptDBError, DBError, DBLock
 from .storage import Storage
+from .filestore import FileStore
 
 META = b"\xffm"  # meta record: b"MTDB" + format version byte + b":count:gen_sec:gen_n"
 FORMAT = 1
@@ -102,8 +103,13 @@ class MicroTetherDB:
         self._abusy = False  # True while an async batch/cleanup is mid-way
         self._task = None  # TTL sweeper task
         self._dirty = 0  # write calls since the last commit
+        self._rolled = False  # the store went back to its last commit
+        self._dirty_lost = 0
         self._writes = 0
-        self._st = Storage(filename, in_memory, p, self.btree_cachesize, budget)
+        if in_memory:
+            self._st = Storage(filename, in_memory, p, self.btree_cachesize, budget)
+        else:
+            self._st = FileStore(filename, p, self.btree_cachesize)
         self._bt = self._st.bt
         try:
             self._load_meta()
@@ -116,11 +122,11 @@ class MicroTetherDB:
     # --- internal API (also used by query.py / index.py) ------------------
     def _check_open(self):
         if self._bt is None:
-            raise DBError("database is closed")
+            self._revive()
 
     def _wguard(self):
         if self._bt is None:
-            raise DBError("database is closed")
+            self._revive()
         if self._abusy:
             raise DBLock("database busy: an async batch or cleanup is in progress")
 
@@ -165,6 +171,7 @@ class MicroTetherDB:
         # btree reports a page it cannot make sense of as OSError (EINVAL).
         # ENOMEM is btree's own malloc failing (ports whose C malloc shares
         # the MicroPython heap, e.g. the qemu board): memory, not damage.
+        self._st.read_error()
         if e.args and e.args[0] == 12:
             return MemoryError("btree: out of memory (%r)" % (e,))
         return CorruptDBError("%s: damaged database page (%r)" % (self.filename, e))
@@ -239,6 +246,8 @@ class MicroTetherDB:
 
     def _commit(self):
         # The one commit point: persist the record count, then storage.commit().
+        self._rolled = False
+        self._dirty_lost = self._dirty
         self._dirty = 0
         st = self._st
         if st.mem:
@@ -248,14 +257,76 @@ class MicroTetherDB:
         if self._count != ms[0] or g.sec != ms[1] or g.n != ms[2]:
             self._bt[META] = self._meta()
             self._mstate = (self._count, g.sec, g.n)
-        st.commit()
+        try:
+            st.commit()
+        except BaseException as e:
+            n = self._dirty_lost
+            if st.suspect() or (n <= 1 and isinstance(e, OSError)):
+                # Back to the last commit: after a failure inside btree its
+                # pages cannot be trusted; and when only the failing call is
+                # uncommitted, that undoes exactly it and leaves nothing that
+                # close() would have to write.
+                self._rollback()
+                if n > 1:
+                    raise OSError(e.args[0] if e.args and type(e.args[0]) is int else 5,
+                                  "%s; the database was returned to its last commit "
+                                  "(the %d write calls since it are discarded)" % (e.args[-1] if e.args else e, n))
+            raise
+
+    def _rollback(self):
+        # The store goes back to its last commit, and so does this object.
+        # If that runs out of memory, the next call finishes it (_revive).
+        st = self._st
+        self._bt = None
+        try:
+            st.rollback()
+            self._reload()
+        except BaseException:  # noqa: BLE001
+            self._bt = None
+            st.pending = True
+            return
+        self._rolled = True
+
+    def _reload(self):
+        # The state as of the last commit (after a rollback of the store).
+        self._st.rolled_back = False
+        bt = self._st.bt
+        self._bt = bt
+        self._gen = _keys.KeyGen()
+        self._dirty = 0
+        try:
+            self._load_meta()
+            _index.attach(self)
+        except BaseException:
+            self._bt = None
+            raise
+
+    def _revive(self):
+        # Called with self._bt None: finish a rollback that ran out of
+        # memory, else the database is closed.
+        st = self._st
+        if not getattr(st, "pending", False) or st.closed:
+            raise DBError("database is closed")
+        try:
+            st.revive()
+            self._reload()
+        except BaseException:
+            self._bt = None
+            st.pending = True
+            raise
 
     def _after_write(self):
+        # End of every write call: commit as autoflush says. If the commit
+        # fails, the caller undoes the call (all or nothing) and re-raises.
         self._writes += 1
         self._dirty += 1
         af = self._af
         if af and self._dirty >= af:
-            self._commit()
+            try:
+                self._commit()
+            except BaseException:
+                self._writes -= 1
+                raise
 
     def _live(self, raw, now):
         e = codec.expiry(raw)
@@ -325,10 +396,10 @@ class MicroTetherDB:
         c0 = self._count
         try:
             self._write_record(kb, old, raw)
+            self._after_write()
         except BaseException:
-            self._undo(((kb, old),), c0)  # e.g. MemoryError half-way: all or nothing
+            self._abort(((kb, old),), c0)  # e.g. MemoryError half-way: all or nothing
             raise
-        self._after_write()
         return key
 
     def delete(self, key=None, purge=False):
@@ -356,10 +427,10 @@ class MicroTetherDB:
         c0 = self._count
         try:
             self._delete_record(kb, old)
+            self._after_write()
         except BaseException:
-            self._del_undo(((kb, old),), c0)
+            self._abort(((kb, old),), c0, True)
             raise
-        self._after_write()
         return 1 if live else 0
 
     def _prep_batch(self, items, ttls):
@@ -448,6 +519,19 @@ class MicroTetherDB:
                 self._fix_idx(kb, old)
         self._count = count
 
+    def _abort(self, undo, count, deletes=False):
+        # A write call failed (before or at its commit): undo it, unless the
+        # store went back to its last commit (then there is nothing to undo).
+        if self._rolled:
+            self._rolled = False
+        elif self._st.suspect():
+            self._rollback()  # a failure inside btree: its pages are untrusted
+            self._rolled = False
+        elif deletes:
+            self._del_undo(undo, count)
+        else:
+            self._undo(undo, count)
+
     def _fix_idx(self, kb, raw):
         # After an interrupted write: make sure raw's expiry index entry exists.
         e = codec.expiry(raw)
@@ -467,7 +551,11 @@ class MicroTetherDB:
             raise
         self._check_batch(undo, c0)
         if ents:
-            self._after_write()
+            try:
+                self._after_write()
+            except BaseException:
+                self._abort(undo, c0)
+                raise
         return out
 
     def _del_keys(self, keys):
@@ -505,11 +593,11 @@ class MicroTetherDB:
         c0 = self._count
         try:
             n = self._del_apply(kbs, 0, len(kbs), undo, self._now())
+            if undo:
+                self._after_write()
         except BaseException:
-            self._del_undo(undo, c0)
+            self._abort(undo, c0, True)
             raise
-        if undo:
-            self._after_write()
         return n
 
     def _sweep(self, limit):
@@ -541,10 +629,16 @@ class MicroTetherDB:
 
     def flush(self):
         self._wguard()
-        self._commit()
+        try:
+            self._commit()
+        finally:
+            self._rolled = False
 
     def close(self):
         if self._bt is None:
+            st = self._st
+            if st is not None and not st.mem and not st.closed:
+                st.close()  # a rollback was waiting: the file holds the last commit
             return
         if self._abusy:
             raise DBLock("database busy: an async batch or cleanup is in progress")
@@ -555,6 +649,7 @@ class MicroTetherDB:
         try:
             self._commit()
         finally:
+            self._rolled = False
             self._bt = None
             self._st.close()
 
@@ -641,9 +736,7 @@ class MicroTetherDB:
         if st.mem:
             self._bt.flush()  # move cached pages into the BytesIO
         size = st.size()
-        from .compact import usage
-
-        d = usage(self)  # live_bytes, dead_bytes, free_pages
+        d = st.usage()  # live_bytes, dead_bytes, free_pages
         d.update({
             "records": self._count - exp,
             "expired_pending": exp,

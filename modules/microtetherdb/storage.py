@@ -1,33 +1,19 @@
-# The btree handle: opening over io.BytesIO or a file, the commit point,
-# the in-memory budget, closing and purging.
+# The in-memory store: btree over io.BytesIO, the memory budget
+# (ram_percentage), closing and purging. File mode is filestore.py.
 import btree
 import gc
 import os
 
+from . import btpage
 from .errors import CorruptDBError, DBFullError
 
 # Pages one btree insert may allocate at worst (leaf split cascading up a
 # tree of depth <= 3, plus a new root).  Overflow pages are added on top.
 _INSERT_PAGES = 4
-_BTREEMAGIC = 0x053162
 
 
 _SLACK_PAGES = 8  # preallocated beyond the memory budget
 PREALLOC_HEADROOM = 16384  # heap left free after preallocating the store
-
-
-def _mkdirs(path):
-    # Create the parent folders of `path` (MicroPython has no makedirs).
-    cur = "/" if path.startswith("/") else ""
-    for p in path.split("/")[:-1]:
-        if not p:
-            continue
-        cur += p
-        try:
-            os.stat(cur)
-        except OSError:
-            os.mkdir(cur)
-        cur += "/"
 
 
 class Storage:
@@ -65,23 +51,6 @@ class Storage:
             if f is None:
                 f = io.BytesIO()
             self.new = True
-        else:
-            fn = self.filename
-            from .compact import recover
-
-            recover(fn)  # finish or discard an interrupted compact()
-            size = -1
-            try:
-                st = os.stat(fn)
-                if st[0] & 0x4000:
-                    raise ValueError("filename: %s is a directory" % fn)
-                size = st[6]
-            except OSError:
-                _mkdirs(fn)
-            # journal.open_db: journal recovery, page check, FAT journal
-            from .journal import open_db
-
-            f, self.new, self.recovered = open_db(fn)
         try:
             self.bt = btree.open(f, pagesize=self.psize, cachesize=self.csize)
         except Exception as e:
@@ -97,29 +66,21 @@ class Storage:
             return 0
         return self.budget + _SLACK_PAGES * self.psize
 
-    # --- the single commit point -------------------------------------------
+    # memory mode is never durable
+    rolled_back = False
+    closed = False
+
+    def suspect(self):
+        return False
+
+    def read_error(self):
+        pass
+
     def commit(self):
-        # Make everything written so far durable: btree.flush() writes the
-        # dirty pages and the btree metadata, then syncs the stream (on
-        # LittleFS that sync is the atomic commit of the file).
-        if self.mem:
-            return
-        self.bt.flush()
-        self.flushes += 1
+        pass
 
     def reopen(self):
-        # Berkeley DB never clears B_METADIRTY once set (on creating a file,
-        # and when its free list changes), so such a handle rewrites page 0
-        # at every sync, and on LittleFS writing near the start of a file
-        # costs a copy of the whole file.  A fresh handle starts clean.
-        # Call only after commit() (nothing dirty); btree.close() leaves the
-        # stream open.
-        if self.mem:
-            return
-        self.bt.close()
-        self.bt = None
-        self.f.seek(0)  # btree.open reads the meta page from the current position
-        self.bt = btree.open(self.f, pagesize=self.psize, cachesize=self.csize)
+        pass
 
     def close(self):
         bt, f = self.bt, self.f
@@ -133,14 +94,13 @@ class Storage:
                 f.close()
 
     def purge(self):
-        # Drop everything: close, delete the file, open a fresh empty store.
+        # Drop everything: a fresh empty store.
         self.close()
-        if not self.mem:
-            try:
-                os.remove(self.filename)
-            except OSError:
-                pass
         self._open()
+
+    def usage(self):
+        self.bt.flush()  # move cached pages into the BytesIO
+        return btpage.usage(self.f, self.size(), self.psize)
 
     def size(self):
         # Bytes in the stream (BytesIO or file) as last written by btree.
@@ -163,12 +123,8 @@ class Storage:
         free = 0
         if size >= psize:
             buf = bytearray(4)
-            if self._read4(0, buf) == _BTREEMAGIC:
-                pg = self._read4(12, buf)  # BTMETA.free
-                npages = size // psize
-                while 0 < pg < npages and free < npages:
-                    free += 1
-                    pg = self._read4(pg * psize + 8, buf)  # PAGE.nextpg
+            if self._read4(0, buf) == btpage.MAGIC:
+                free = len(btpage.free_pages(self.f, psize, self._read4(12, buf), size // psize))
         return free + (self.budget - size) // psize
 
     def pages_for(self, nbytes):

@@ -1,11 +1,12 @@
 # compact(): reclaims space, keeps every record/tag/expiry/index entry, and
 # survives a power cut at every step of the file swap; stats() live/dead bytes.
 import os
-from microtetherdb import MicroTetherDB
+from microtetherdb import MicroTetherDB, DBError
 from microtetherdb import compact as C
+from microtetherdb import filestore
 
 T = [1000]
-STEPS = ["start", "copy", "copied", "written", "renamed-new", "closed", "removed", "swapped"]
+STEPS = ["start", "copy", "copied", "written", "closed", "swapped"]
 
 
 def raw_items(db):
@@ -15,7 +16,7 @@ def raw_items(db):
 
 def make(fn, mem, n=150):
     T[0] = 1000
-    for s in ("", ".new", ".swp", ".jnl"):
+    for s in ("", ".new", ".swap", ".jnl"):
         if exists(fn + s):
             os.remove(fn + s)
     # memory mode: the budget is preallocated, and compact() needs room for a
@@ -58,7 +59,7 @@ def test_compact_file_and_memory():
         assert db.cleanup() == ttl and len(db) == live - ttl   # TTL index came along
         db.put("new", {"n": 1})
         assert db.compact() >= 0
-        assert not exists(fn + ".new") and not exists(fn + ".swp")
+        assert not exists(fn + ".new") and not exists(fn + ".swap")
         db.close()
         if not mem:
             db = MicroTetherDB(fn, in_memory=False, clock=lambda: T[0])
@@ -88,13 +89,14 @@ def test_compact_power_cut_at_every_step():
         finally:
             C._hook = None
         db = None  # power gone: the old object is never used or closed again
+        filestore.forget()
         db2 = MicroTetherDB(fn, in_memory=False, clock=lambda: T[0])
         assert raw_items(db2) == want, step               # old or new file, complete
-        assert not exists(fn + ".new") and not exists(fn + ".swp"), step
+        assert not exists(fn + ".new") and not exists(fn + ".swap"), step
         assert len(db2) == 100
         assert [k for k, _ in db2.find({"n": -4})] == ["k004"]
         db2.put("after", {"n": 0})
-        assert db2.compact() > 0 or step in ("closed", "removed", "swapped")
+        assert db2.compact() > 0 or step in ("closed", "swapped")
         db2.close()
         db2 = MicroTetherDB(fn, in_memory=False, clock=lambda: T[0])
         assert db2.get("after") == {"n": 0} and len(db2) == 101, step
@@ -103,14 +105,64 @@ def test_compact_power_cut_at_every_step():
 
 
 def test_leftovers_are_cleaned_on_open():
+    # An unfinished copy of ours (our marker says a copy was being written)
+    # is deleted at open; a finished one (marker "done") is put in place.
     fn = TMP + "/l.db"
     db = make(fn, False)
     want = raw_items(db)
     db.close()
-    with open(fn + ".new", "wb") as f:       # an unfinished copy
+    new = filestore.begin_replace(fn)       # marker "copying"
+    with open(new, "wb") as f:
         f.write(b"garbage")
     db = MicroTetherDB(fn, in_memory=False)
-    assert raw_items(db) == want and not exists(fn + ".new")
+    assert raw_items(db) == want and not exists(new) and not exists(fn + ".swap")
+    db.put("more", {"n": 5})
+    want2 = raw_items(db)
+    db.close()
+    with open(fn, "rb") as f:
+        data = f.read()
+    with open(fn + ".new", "wb") as f:      # a complete copy, marked done
+        f.write(data)
+    with open(fn, "wb") as f:               # the old file half gone
+        f.write(data[:512])
+    with open(fn + ".swap", "wb") as f:
+        f.write(b"MTDBSWP1D" + len(data).to_bytes(4, "little"))
+    db = MicroTetherDB(fn, in_memory=False)
+    assert raw_items(db) == want2 and not exists(fn + ".new") and not exists(fn + ".swap")
+    db.close()
+
+
+def test_stray_side_files_are_left_alone():
+    # Files under a side file's name that we did not write are never read,
+    # replayed, renamed or deleted (earlier: a stray .swp replaced the
+    # database, a stray .new was deleted); where we need the name, DBError
+    # names the file.
+    fn = TMP + "/s.db"
+    db = make(fn, False)
+    want = raw_items(db)
+    db.close()
+    for side in (".swp", ".new", ".corrupt", ".rep"):
+        with open(fn + side, "wb") as f:
+            f.write(b"user data " + side.encode())
+    db = MicroTetherDB(fn, in_memory=False)
+    assert raw_items(db) == want
+    msg = raises(DBError, db.compact)
+    assert fn + ".new" in msg, msg
+    assert raw_items(db) == want
+    db.close()
+    for side in (".jnl", ".swap"):
+        with open(fn + side, "wb") as f:
+            f.write(b"not ours " + side.encode())
+        msg = raises(DBError, MicroTetherDB, fn, in_memory=False)
+        assert fn + side in msg, msg
+        with open(fn + side, "rb") as f:
+            assert f.read() == b"not ours " + side.encode()
+        os.remove(fn + side)
+    for side in (".swp", ".new", ".corrupt", ".rep"):
+        with open(fn + side, "rb") as f:
+            assert f.read() == b"user data " + side.encode(), side
+    db = MicroTetherDB(fn, in_memory=False)
+    assert raw_items(db) == want
     db.close()
 
 

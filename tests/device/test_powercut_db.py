@@ -228,7 +228,7 @@ def verify(kind, dev, allowed, now):
         except Exception as e:
             return "open", repr(e)
         if kind == "fat":  # the journal must have been chosen for FAT
-            assert type(db._st.f).__name__ == "JFile", type(db._st.f)
+            assert db._st.pager.fat, "FAT not detected"
         rec = getattr(db._st, "recovered", None)
         if rec:
             RECOVERED[rec] = RECOVERED.get(rec, 0) + 1

@@ -10,8 +10,10 @@
 # last btree.flush() (LittleFS commits a file's new contents atomically at
 # sync, which btree.flush() calls), so every flush is an atomic commit. On FAT
 # sectors are overwritten in place: a cut inside a flush leaves a mix of old
-# and new pages, i.e. a corrupt btree (detected by microtetherdb.repair.check,
-# which reads the pages in Python so a broken file cannot crash btree).
+# and new pages, i.e. a corrupt btree (detected by microtetherdb.btpage.check,
+# which reads the pages in Python so a broken file cannot crash btree); through
+# microtetherdb's file layer (filestore.FileStore: redo journal on FAT) every
+# commit is atomic again.
 import btree
 import vfs
 import os
@@ -22,12 +24,8 @@ MP = "/pc_raw"
 NBLOCKS_QEMU = 64  # 32 KB filesystem on qemu (heap)
 STEP_QEMU = 8  # qemu is slower: every 8th cut point there
 
-try:
-    from microtetherdb.repair import check as _check
-    from microtetherdb import journal
-except ImportError:
-    _check = None
-    journal = None
+from microtetherdb.btpage import check as _check
+from microtetherdb import filestore
 
 
 # uses: powercut_dev  (the block device Dev, appended by the harness)
@@ -67,13 +65,18 @@ def run(kind, image, cut_at, torn, jnl=False):
     mount(kind, dev)
     model = {}
     allowed = None
+    filestore.forget()
+    st = None
     try:
         if jnl:
-            f = journal.JFile(MP + "/t.db")
+            st = filestore.FileStore(MP + "/t.db", 512, 2048)
+            db = st.bt
+            flush = st.commit
         else:
             f = open(MP + "/t.db", "w+b")
-        db = btree.open(f, pagesize=512, cachesize=2048)
-        db.flush()
+            db = btree.open(f, pagesize=512, cachesize=2048)
+            flush = db.flush
+        flush()
         if dev.undo is not None:
             allowed = [{}]
         else:
@@ -86,13 +89,16 @@ def run(kind, image, cut_at, torn, jnl=False):
                     else:
                         db[k] = v
                         new[k] = v
-                db.flush()
+                flush()
                 if dev.undo is not None:
                     allowed = [model, new]
                     break
                 model = new
-        db.close()
-        f.close()
+        if jnl:
+            st.close()
+        else:
+            db.close()
+            f.close()
         if allowed is None:
             allowed = [model]
     finally:
@@ -108,9 +114,10 @@ def verify(kind, dev, allowed, jnl=False):
         mount(kind, dev)
     except OSError:
         return "mount"
+    filestore.forget()
     try:
         if jnl:
-            journal.recover(MP + "/t.db")
+            filestore.recover(MP + "/t.db")
         try:
             f = open(MP + "/t.db", "r+b")
         except OSError:
@@ -118,7 +125,7 @@ def verify(kind, dev, allowed, jnl=False):
         f.seek(0, 2)
         empty = f.tell() == 0
         f.seek(0)
-        if not empty and _check is not None:
+        if not empty:
             try:
                 _check(f, "t.db")
             except Exception:
@@ -126,16 +133,21 @@ def verify(kind, dev, allowed, jnl=False):
                 return "open"
         if jnl:
             f.close()
-            f = journal.JFile(MP + "/t.db")
-        db = btree.open(f, pagesize=512)
+            st = filestore.FileStore(MP + "/t.db", 512, 0)
+            db = st.bt
+        else:
+            db = btree.open(f, pagesize=512)
         got = {}
         for k, v in db.items():
             got[k] = v
         state = "ok" if got in allowed else "lost"
         db[b"new"] = b"after the cut"
-        db.flush()
-        db.close()
-        f.close()
+        if jnl:
+            st.close()
+        else:
+            db.flush()
+            db.close()
+            f.close()
         return state
     finally:
         umount()
@@ -180,24 +192,18 @@ def test_raw_btree_littlefs_torn_writes():
 
 def test_raw_btree_fat_is_not_atomic():
     # characterisation: the harness must SEE damage on FAT (else it is blind)
-    if _check is None:
-        skip("microtetherdb.repair not frozen in")
     total, tried, res = sweep("fat", 128, False)
     assert tried > (6 if TARGET == "qemu" else 50), total
     assert res["ok"] < tried, res
 
 
 def test_raw_btree_fat_with_journal():
-    # microtetherdb.journal.JFile makes each flush atomic on FAT
-    if journal is None:
-        skip("microtetherdb not frozen in")
+    # microtetherdb's file layer (redo journal) makes each commit atomic on FAT
     total, tried, res = sweep("fat", 128, False, True)
     assert tried > (6 if TARGET == "qemu" else 50), total
     assert res["ok"] == tried, res
 
 
 def test_raw_btree_fat_with_journal_torn():
-    if journal is None:
-        skip("microtetherdb not frozen in")
     total, tried, res = sweep("fat", 128, True, True)
     assert res["ok"] == tried, res
