@@ -56,27 +56,29 @@ def _copy(src, dst):
 
 
 def _write_copy(bt, path, psize, csize):
-    # The whole btree `bt` into a new file `path`; raises on any failure.
+    # The whole btree `bt` into a new file `path`, through a Pager (so every
+    # failure keeps its errno); raises on any failure.
     import btree
 
-    f = open(path, "w+b")
+    p = filestore.Pager(path, False, psize)
     nb = None
     try:
-        nb = btree.open(f, pagesize=psize, cachesize=csize)
+        nb = btree.open(p, pagesize=psize, cachesize=csize)
         _copy(bt, nb)
         _step("copied")
         r = nb.close()
         nb = None
-        if r != 0:
-            raise OSError(filestore.EIO, "%s: writing the copy failed" % path)
-        f.flush()
+        if r != 0 or p.err is not None:
+            e = p.err
+            raise filestore.named(e if isinstance(e, OSError) else OSError(filestore.EIO), path, "write the copy")
+        p.commit()
     finally:
         if nb is not None:
             try:
                 nb.close()
             except Exception:  # noqa: BLE001
                 pass
-        f.close()
+        p.close()
     _step("written")
 
 

@@ -171,9 +171,13 @@ class MicroTetherDB:
         # btree reports a page it cannot make sense of as OSError (EINVAL).
         # ENOMEM is btree's own malloc failing (ports whose C malloc shares
         # the MicroPython heap, e.g. the qemu board): memory, not damage.
-        self._st.read_error()
-        if e.args and e.args[0] == 12:
+        # An error of the storage under btree (no space to evict a page, an
+        # I/O error, no memory) is reported as itself.
+        cause = self._st.read_error()
+        if isinstance(cause, MemoryError) or (e.args and e.args[0] == 12):
             return MemoryError("btree: out of memory (%r)" % (e,))
+        if cause is not None:
+            return OSError(e.args[0] if e.args else 5, "%s: %s" % (self.filename, cause))
         return CorruptDBError("%s: damaged database page (%r)" % (self.filename, e))
 
     def _write_record(self, kb, old, new):
@@ -244,8 +248,10 @@ class MicroTetherDB:
             raise CorruptDBError("%s: damaged metadata record" % fn)
         self._mstate = (self._count, self._gen.sec, self._gen.n)
 
-    def _commit(self):
+    def _commit(self, in_call=False):
         # The one commit point: persist the record count, then storage.commit().
+        # in_call: the commit ends a write call (autoflush), which is undone
+        # if the commit fails.
         self._rolled = False
         self._dirty_lost = self._dirty
         self._dirty = 0
@@ -261,7 +267,7 @@ class MicroTetherDB:
             st.commit()
         except BaseException as e:
             n = self._dirty_lost
-            if st.suspect() or (n <= 1 and isinstance(e, OSError)):
+            if st.suspect() or (in_call and n <= 1 and isinstance(e, OSError)):
                 # Back to the last commit: after a failure inside btree its
                 # pages cannot be trusted; and when only the failing call is
                 # uncommitted, that undoes exactly it and leaves nothing that
@@ -323,7 +329,7 @@ class MicroTetherDB:
         af = self._af
         if af and self._dirty >= af:
             try:
-                self._commit()
+                self._commit(True)
             except BaseException:
                 self._writes -= 1
                 raise
@@ -525,8 +531,7 @@ class MicroTetherDB:
         if self._rolled:
             self._rolled = False
         elif self._st.suspect():
-            self._rollback()  # a failure inside btree: its pages are untrusted
-            self._rolled = False
+            self._settle()  # a failure inside btree: its pages are untrusted
         elif deletes:
             self._del_undo(undo, count)
         else:
@@ -618,13 +623,22 @@ class MicroTetherDB:
     def cleanup(self):
         self._wguard()
         total = 0
-        while True:
-            n, done = self._sweep(32)
-            total += n
-            if done:
-                break
-        if total:
-            self._after_write()
+        try:
+            while True:
+                n, done = self._sweep(32)
+                total += n
+                if done:
+                    break
+            if total:
+                self._after_write()
+        except BaseException:
+            # removing expired records is invisible: what was removed stays
+            # removed, unless the failure was inside btree
+            if self._rolled:
+                self._rolled = False
+            else:
+                self._settle()
+            raise
         return total
 
     def flush(self):
@@ -770,22 +784,47 @@ class MicroTetherDB:
         return query.explain(self, q)
 
     # --- indexes and compaction (index.py, compact.py) -----------------------
+    def _settle(self):
+        # After a write call failed: if the failure was inside btree (the
+        # store saw an I/O or memory error under it), btree's pages cannot be
+        # trusted: back to the last commit.
+        if self._st.suspect():
+            self._rollback()
+            self._rolled = False
+
     def create_index(self, field):
-        return _index.create_index(self, field)
+        try:
+            return _index.create_index(self, field)
+        except BaseException:
+            self._settle()
+            raise
 
     def drop_index(self, field):
-        return _index.drop_index(self, field)
+        try:
+            return _index.drop_index(self, field)
+        except BaseException:
+            self._settle()
+            raise
 
     def indexes(self):
         return _index.indexes(self)
 
     def reindex(self):
-        return _index.reindex(self)
+        try:
+            return _index.reindex(self)
+        except BaseException:
+            self._settle()
+            raise
 
     def compact(self):
         from . import compact
 
-        return compact.compact(self)
+        try:
+            return compact.compact(self)
+        except BaseException:
+            if self._bt is not None:
+                self._settle()
+            raise
 
     # --- context managers ---------------------------------------------------
     def __enter__(self):

@@ -41,7 +41,7 @@ ENOSPC = 28
 SWAP = ".swap"  # marker of a replacement in progress (compact, repair)
 NEW = ".new"    # the replacement being written
 _SWAP_MAGIC = b"MTDBSWP1"
-BUDGET = 8192   # bytes of dirty pages kept in RAM between commits
+BUDGET = 8192   # bytes of dirty pages kept in RAM between commits (< 256 pages)
 
 _owners = {}  # normalized path -> the FileStore that has it open
 
@@ -348,9 +348,9 @@ class Pager(io.IOBase):
         self.size = self.f.seek(0, 2)  # durable size (as of the last commit)
         self.end = self.size           # btree's view of the size
         self.pos = 0
-        n = self.limit = max(8, BUDGET // psize)
+        n = self.limit = BUDGET // psize  # 0: every page goes to the file (tests)
         self.slots = [bytearray(psize) for _ in range(n)]
-        self.stack = bytearray(range(n))  # free slot numbers
+        self.stack = bytearray(range(n))  # free slot numbers (n < 256)
         self.sp = n
         ov = self.ov = {}  # page offset -> slot number, pages since the commit
         for i in range(n + 1):
@@ -399,6 +399,10 @@ class Pager(io.IOBase):
             self.pos = pos + r
             return r
         except Exception as e:  # noqa: BLE001 - never raise into btree
+            if self.spilled:
+                # LittleFS flushes the spilled pages it caches before a read:
+                # if that fails, they are gone
+                self.lost = True
             return self._fail(e)
 
     def write(self, buf):
@@ -524,15 +528,13 @@ class Pager(io.IOBase):
         slots = self.slots
         size = self.size
         f = self.f
-        grow = False
         for off in sorted(ov):
             if off >= size:  # past the durable end: not in the database yet
                 f.seek(off)
                 if f.write(slots[ov[off]]) != self.psize:
                     raise OSError(ENOSPC)
-                grow = True
-        if grow:
-            f.flush()
+        if self.end > size:
+            f.flush()  # the new pages (also those spilled) are on disk first
         jw = self.jw
         if jw is None:
             jw = self.jw = journal.Writer(self.path + journal.SUFFIX)
@@ -702,10 +704,16 @@ class FileStore:
         return p is not None and (p.err is not None or p.lost)
 
     def read_error(self):
-        # A failed read left btree's pages as they were: forget the error.
+        # -> the error the stream met under a btree call that failed (None:
+        # the failure was btree's own). Forgotten unless pages were lost:
+        # a read leaves btree's pages as they were.
         p = self.pager
-        if p is not None and not p.lost:
+        if p is None:
+            return None
+        e = p.err
+        if not p.lost:
             p.err = None
+        return e
 
     def commit(self):
         # Everything written so far becomes durable, or OSError/MemoryError

@@ -144,6 +144,7 @@ class Writer:
             raise OSError(28)
 
     def add(self, off, buf):
+        self.j.seek(self.len)  # reads of spilled pages move the file position
         h = struct.pack("<II", off, len(buf))
         self._w(h)
         self._w(buf)
@@ -152,6 +153,7 @@ class Writer:
         self.len += 8 + len(buf)
 
     def commit(self, size):
+        self.j.seek(self.len)
         self._w(struct.pack("<IIII", _COMMIT, size, self.crc, self.nonce))
         self.j.flush()  # <- the commit point
         self.j.close()

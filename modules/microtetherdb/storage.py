@@ -74,7 +74,7 @@ class Storage:
         return False
 
     def read_error(self):
-        pass
+        return None
 
     def commit(self):
         pass

@@ -21,7 +21,7 @@
 # qemu (much slower).
 import vfs
 import gc
-from microtetherdb import MicroTetherDB
+from microtetherdb import MicroTetherDB, filestore
 
 BS = 512
 MP = "/pc_db"
@@ -276,7 +276,20 @@ def verify(kind, dev, allowed, now):
 RECOVERED = {}
 
 
-def sweep(kind, torn, grouped=False):
+def sweep(kind, torn, grouped=False, spill=False):
+    # spill: no RAM for the pages written between commits, so every page
+    # btree writes goes to the file at once (LittleFS) or to the journal /
+    # past the durable end (FAT): the paths large batches take
+    old = filestore.BUDGET
+    if spill:
+        filestore.BUDGET = 0
+    try:
+        return _sweep(kind, torn, grouped, spill)
+    finally:
+        filestore.BUDGET = old
+
+
+def _sweep(kind, torn, grouped, spill):
     nblocks = NBLOCKS_QEMU if TARGET == "qemu" else NBLOCKS
     RECOVERED.clear()
     image = fresh_image(kind, nblocks)
@@ -297,11 +310,11 @@ def sweep(kind, torn, grouped=False):
         tried += 1
         if n % 20 == 0:
             gc.collect()
-    print("MicroTetherDB on %s%s%s: write events %d, cut points tried %d, opens failed %d "
+    print("MicroTetherDB on %s%s%s%s: write events %d, cut points tried %d, opens failed %d "
           "(mount %d), acknowledged-state mismatches %d, inconsistent/unusable %d" % (
               "LittleFS" if kind == "lfs" else "FAT (journal)", " torn writes" if torn else "",
               ", autoflush=False + flush() every %d calls" % GROUP if grouped else "",
-              total, tried, res["open"] + res["mount"], res["mount"], res["lost"], res["bad"]))
+              ", pages never held in RAM" if spill else "", total, tried, res["open"] + res["mount"], res["mount"], res["lost"], res["bad"]))
     if RECOVERED:
         print("  journal at reopen: %r" % RECOVERED)
     for r in first:
@@ -341,4 +354,19 @@ def test_db_littlefs_autoflush_off_groups():
 
 def test_db_fat_journal_autoflush_off_groups():
     total, tried, res = sweep("fat", False, True)
+    assert res["ok"] == tried, res
+
+
+def test_db_littlefs_pages_spilled():
+    total, tried, res = sweep("lfs", True, False, True)
+    assert res["ok"] == tried, res
+
+
+def test_db_fat_journal_pages_spilled():
+    total, tried, res = sweep("fat", True, False, True)
+    assert res["ok"] == tried, res
+
+
+def test_db_fat_journal_spilled_autoflush_off():
+    total, tried, res = sweep("fat", False, True, True)
     assert res["ok"] == tried, res

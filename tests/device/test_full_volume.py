@@ -1,0 +1,241 @@
+# A full volume is a normal event for a logging device. A database on a small
+# LittleFS or FAT volume (512-byte and 4 KB blocks) beside a filler file is
+# written by every kind of write call until the volume is full, and further:
+#   * every call either returns or raises OSError ENOSPC (nothing else), and a
+#     failing call is applied whole or not at all (checked in the session);
+#   * the database stays open: reads work after ENOSPC, deletes return or
+#     raise ENOSPC cleanly, compact() refuses with ENOSPC naming the bytes it
+#     needs and the bytes free;
+#   * once the filler is removed, every kind of write works again;
+#   * after close, unmount, mount and reopen, the contents are exactly the
+#     acknowledged state: with autoflush on, every call that returned; with
+#     autoflush off, the state of the last flush() that returned.
+import gc
+import os
+import vfs
+from microtetherdb import MicroTetherDB, filestore
+
+MP = "/fullvol"
+ENOSPC = 28
+CONFIGS = (  # (filesystem, block size, blocks on unix, blocks on qemu)
+    ("lfs", 512, 128, 64),
+    ("lfs", 4096, 20, 10),
+    ("fat", 512, 160, 80),
+    ("fat", 4096, 40, 0),  # FAT's minimum with 4 KB sectors does not fit qemu's heap
+)
+
+
+class RamDev:
+    # block device in RAM (extended protocol: offsets, erase)
+    def __init__(self, bs, n):
+        self.bs = bs
+        self.n = n
+        self.data = bytearray(bs * n)
+
+    def readblocks(self, b, buf, off=0):
+        o = b * self.bs + off
+        buf[:] = memoryview(self.data)[o:o + len(buf)]
+
+    def writeblocks(self, b, buf, off=None):
+        o = b * self.bs + (off or 0)
+        self.data[o:o + len(buf)] = buf
+        return 0
+
+    def ioctl(self, op, arg):
+        if op == 4:
+            return self.n
+        if op == 5:
+            return self.bs
+        if op == 6:
+            o = arg * self.bs
+            self.data[o:o + self.bs] = b"\xff" * self.bs
+        return 0
+
+
+def mount(kind, dev, mk=False):
+    cls = vfs.VfsLfs2 if kind == "lfs" else vfs.VfsFat
+    if mk:
+        cls.mkfs(dev)
+    vfs.mount(cls(dev), MP)
+
+
+def umount():
+    try:
+        vfs.umount(MP)
+    except OSError:
+        pass
+
+
+def doc(i):
+    return {"i": i, "v": "x" * (20 + (i * 37) % 230)}
+
+
+def contents(db):
+    return dict(db.items())
+
+
+class Run:
+    # applies calls to the database and to a model of what it must hold
+    def __init__(self, db, autoflush):
+        self.db = db
+        self.af = autoflush
+        self.model = {}        # acknowledged calls, in the session
+        self.durable = {}      # what a reopen must show
+        self.clock = [1000]
+        self.i = 0
+        self.ok = 0
+        self.enospc = 0
+        self.first_full = None
+
+    def call(self, name, fn, change):
+        # fn() does the call; change(model) applies it to a copy of the model
+        before = dict(self.model)
+        after = dict(before)
+        change(after)
+        try:
+            fn()
+        except OSError as e:
+            assert e.args[0] == ENOSPC, "%s: %r" % (name, e)
+            self.enospc += 1
+            if self.first_full is None:
+                self.first_full = self.i
+            got = contents(self.db)   # reads work; applied whole or not at all
+            if got == after:
+                self.model = after
+            elif got == self.durable and got != before:
+                # autoflush off: the commit had to give up the pending calls
+                self.model = got
+            else:
+                assert got == before, "%s half applied: %r" % (name, sorted(set(got) ^ set(before)))
+            return False
+        self.model = after
+        self.ok += 1
+        if self.af or name in ("flush", "close"):
+            self.durable = dict(after)
+        return True
+
+    def step(self):
+        # one write call of a kind chosen by the step number
+        db = self.db
+        i = self.i = self.i + 1
+        k = i % 11
+        keys = sorted(self.model)
+        if k in (0, 1, 2, 3) or len(keys) < 4:
+            key = "k%04d" % i
+            d = doc(i)
+            ttl = 5 if i % 9 == 0 else None
+            self.call("put", lambda: db.put(key, d, ttl=ttl, tags=["t%d" % (i % 3)]),
+                      lambda m: m.__setitem__(key, d) if ttl is None else m.__setitem__(key, d))
+        elif k == 4:
+            key = keys[i % len(keys)]
+            d = doc(i)
+            self.call("overwrite", lambda: db.put(key, d), lambda m: m.__setitem__(key, d))
+        elif k == 5:
+            items = [("b%04d_%d" % (i, j), doc(i + j)) for j in range(4)]
+            self.call("put_batch", lambda: db.put_batch(items), lambda m: m.update(items))
+        elif k == 6:
+            key = keys[i % len(keys)]
+            self.call("delete", lambda: db.delete(key), lambda m: m.pop(key))
+        elif k == 7:
+            ks = keys[:3]
+            self.call("delete_batch", lambda: db.delete_batch(ks), lambda m: [m.pop(x) for x in ks])
+        elif k == 8:
+            self.clock[0] += 10   # records with ttl=5 expire: cleanup removes them
+            gone = [x for x in self.model if int(x[1:5]) % 9 == 0 and x[0] == "k"]
+
+            def drop(m):
+                for x in gone:
+                    m.pop(x, None)
+
+            self.call("cleanup", lambda: db.cleanup(), drop)
+            for x in gone:  # invisible at once, whatever cleanup did
+                self.model.pop(x, None)
+                self.durable.pop(x, None)
+        elif k == 9:
+            if i % 2:
+                self.call("create_index", lambda: db.create_index("i"), lambda m: None)
+            else:
+                self.call("reindex", lambda: db.reindex(), lambda m: None)
+        else:
+            if not self.af:
+                self.call("flush", lambda: db.flush(), lambda m: None)
+            else:
+                self.call("compact", lambda: db.compact(), lambda m: None)
+
+
+def run_config(kind, bs, nblocks, autoflush):
+    gc.collect()
+    umount()
+    filestore.forget()
+    dev = RamDev(bs, nblocks)
+    mount(kind, dev, True)
+    path = MP + "/d/t.db"
+    filler = MP + "/filler"
+    with open(filler, "wb") as f:  # half of the volume, freed later (on
+        # LittleFS a commit may need room for a copy of the file's tail)
+        f.write(b"F" * (bs * nblocks // 2))
+    r = None
+    try:
+        db = MicroTetherDB(path, in_memory=False, autoflush=autoflush, clock=lambda: r.clock[0])
+        r = Run(db, autoflush)
+        n = 0
+        while r.enospc < 12 and n < 3000:
+            r.step()
+            n += 1
+        assert r.first_full is not None, "%s/%d: volume never filled (%d calls)" % (kind, bs, n)
+        # reads work
+        assert contents(db) == r.model
+        for key in list(r.model)[:10]:
+            assert db.get(key) == r.model[key]
+        assert len(db.query({"i": {"$gte": 0}})) == len(r.model)
+        # compact refuses (or succeeds), naming what it needs
+        try:
+            db.compact()
+        except OSError as e:
+            assert e.args[0] == ENOSPC and "needs" in str(e) and "free" in str(e), e
+        assert contents(db) == r.model
+        # deletes return or raise ENOSPC cleanly
+        for key in sorted(r.model)[:3]:
+            r.call("delete", lambda: db.delete(key), lambda m: m.pop(key))
+        # free space: every kind of write works again
+        os.remove(filler)
+        for j in range(11):
+            assert_ok = r.enospc
+            r.step()
+            assert r.enospc == assert_ok, "%s/%d: ENOSPC after space was freed (step %d)" % (kind, bs, r.i)
+        db.compact()
+        db.put("last", {"n": 1})
+        r.model["last"] = {"n": 1}
+        if autoflush:
+            r.durable = dict(r.model)
+        r.call("close", db.close, lambda m: None)
+        umount()
+        mount(kind, dev)
+        db = MicroTetherDB(path, in_memory=False, clock=lambda: r.clock[0])
+        got = contents(db)
+        db.close()
+        assert got == r.durable, "after reopen: missing %r, extra %r" % (
+            sorted(set(r.durable) - set(got)), sorted(set(got) - set(r.durable)))
+        return n, r.first_full, r.ok, r.enospc
+    finally:
+        umount()
+
+
+def matrix(autoflush):
+    out = []
+    for kind, bs, nb, nbq in CONFIGS:
+        if TARGET == "qemu":
+            nb = nbq
+            if not nb:
+                continue
+        calls, full, ok, nos = run_config(kind, bs, nb, autoflush)
+        out.append("%s/%d x%d: %d calls, full at %d, %d ok, %d ENOSPC" % (kind, bs, nb, calls, full, ok, nos))
+    print("full volume (autoflush=%s): %s" % (autoflush, "; ".join(out)))
+
+
+def test_full_volume_autoflush():
+    matrix(True)
+
+
+def test_full_volume_autoflush_off():
+    matrix(False)
