@@ -154,41 +154,57 @@ class Pages:
         # leaf: (key_bytes_or_ref, data_bytes_or_ref, flags)
         # internal: (key_bytes_or_ref, child_pgno, flags)
         # a "ref" is a tuple (first_overflow_page, size)
+        # btree sizes an entry from its stored sizes (8 for a big item) as
+        # LALIGN(9 + ksize [+ dsize]) and reads its u32 fields in place (an
+        # unaligned one faults on ESP32): both are checked here.
         b = self.buf
         psize = self.psize
         off = struct.unpack_from("<H", b, HDR + 2 * i)[0]
         upper = struct.unpack_from("<H", b, 18)[0]
-        if off < upper or off + 9 > psize:
+        if off < upper or off & 3 or off + 9 > psize:
             raise Bad("page %d: entry %d offset %d" % (pg, i, off))
         a, c, fl = struct.unpack_from("<IIB", b, off)
         p = off + 9
         if t == P_BLEAF:
-            kl = 8 if fl & P_BIGKEY else a
-            dl = 8 if fl & P_BIGDATA else c
-            if fl & ~3 or p + kl + dl > psize:
+            self.span = (off, (9 + a + c + 3) & ~3)
+            if fl & ~3 or (fl & P_BIGKEY and a != 8) or (fl & P_BIGDATA and c != 8) \
+                    or off + self.span[1] > psize:
                 raise Bad("page %d: entry %d size %d+%d" % (pg, i, a, c))
             if fl & P_BIGKEY:
                 k = self._ref(pg, p)
             else:
-                k = bytes(b[p:p + kl])
-            p += kl
+                k = bytes(b[p:p + a])
+            p += a
             if fl & P_BIGDATA:
                 d = self._ref(pg, p)
             elif data:
-                d = bytes(b[p:p + dl])
+                d = bytes(b[p:p + c])
             else:
                 d = None
             return k, d, fl
-        kl = 8 if fl & P_BIGKEY else a
-        if fl & ~P_BIGKEY or p + kl > psize:
+        self.span = (off, (9 + a + 3) & ~3)
+        if fl & ~P_BIGKEY or (fl & P_BIGKEY and a != 8) or off + self.span[1] > psize:
             raise Bad("page %d: entry %d key size %d" % (pg, i, a))
         if c < 1 or c >= self.npages:
             raise Bad("page %d: entry %d child page %d out of range" % (pg, i, c))
         if fl & P_BIGKEY:
             k = self._ref(pg, p)
         else:
-            k = bytes(b[p:p + kl])
+            k = bytes(b[p:p + a])
         return k, c, fl
+
+    def tiled(self, pg, spans):
+        # btree keeps a page's entries packed: they tile [upper, psize)
+        # exactly, and its delete arithmetic relies on it (overlapping
+        # entries make it move bytes past the page).
+        spans.sort()
+        at = struct.unpack_from("<H", self.buf, 18)[0]
+        for off, n in spans:
+            if off != at:
+                raise Bad("page %d: entries overlap or leave a gap at %d" % (pg, at))
+            at += n
+        if at != self.psize:
+            raise Bad("page %d: entries end at %d" % (pg, at))
 
     def _ref(self, pg, p):
         r = struct.unpack_from("<II", self.buf, p)
@@ -255,12 +271,15 @@ class Pages:
                     if n == 0:
                         raise Bad("page %d: internal page without entries" % pg)
                     kids = []
+                    spans = []
                     for i in range(n):
                         k, c, fl = self.entry(pg, t, i)
+                        spans.append(self.span)
                         if fl & P_BIGKEY:
                             k = self.big(k)  # shared with a leaf's big key
                             self.load(pg)
                         kids.append((c, k))
+                    self.tiled(pg, spans)
                     # separators ascend; entry 0's key is never compared
                     for i in range(2, n):
                         if kids[i][1] <= kids[i - 1][1]:
@@ -280,8 +299,11 @@ class Pages:
                 prev = pg
                 nxt_want = nxt
                 ents = []
+                spans = []
                 for i in range(n):
                     ents.append(self.entry(pg, t, i, data))
+                    spans.append(self.span)
+                self.tiled(pg, spans)
             except Bad as e:
                 if on_bad is None:
                     raise

@@ -88,7 +88,11 @@ def encode(doc, expiry, tagb, max_size):
 
 def expiry(raw):
     # Expiry of a stored value (int) or None, without allocating.
+    if not raw:
+        raise CorruptDBError("damaged record (empty)")
     if raw[0] & F_EXP:
+        if len(raw) < 5:
+            raise CorruptDBError("damaged record header")
         return (raw[1] << 24) | (raw[2] << 16) | (raw[3] << 8) | raw[4]
     return None
 
@@ -101,16 +105,22 @@ def _tags(raw, p):
         ln = raw[p]
         lst.append(str(raw[p + 1 : p + 1 + ln], "utf-8"))
         p += 1 + ln
+    if p > len(raw):
+        raise IndexError
     return tuple(lst), p
 
 
 def header(raw):
-    # -> (expiry or None, tags tuple), no JSON decoding.
+    # -> (expiry or None, tags tuple), no JSON decoding. A stored value that
+    # is not one of ours raises CorruptDBError (never IndexError & co).
     f = raw[0]
     if f & ~(F_EXP | F_TAGS):
-        raise CorruptDBError("bad record header")
+        raise CorruptDBError("damaged record header")
     if f & F_TAGS:
-        return expiry(raw), _tags(raw, 5 if f & F_EXP else 1)[0]
+        try:
+            return expiry(raw), _tags(raw, 5 if f & F_EXP else 1)[0]
+        except (IndexError, ValueError):  # UnicodeError is a ValueError
+            raise CorruptDBError("damaged record tags")
     return expiry(raw), ()
 
 
@@ -126,14 +136,25 @@ def body_offset(raw):
 
 
 def doc(raw):
-    f = raw[0]
-    if f & ~(F_EXP | F_TAGS):
-        raise CorruptDBError("bad record header")
-    p = 1 if f == 0 else body_offset(raw)
     try:
-        return json.loads(memoryview(raw)[p:])
+        f = raw[0]
+        if f & ~(F_EXP | F_TAGS):
+            raise ValueError
+        p = 1 if f == 0 else body_offset(raw)
+        d = json.loads(memoryview(raw)[p:])
+    except (IndexError, ValueError):
+        raise CorruptDBError("damaged record document")
+    if type(d) is not dict:
+        raise CorruptDBError("damaged record document")
+    return d
+
+
+def key(kb):
+    # A stored key as str (a damaged one raises CorruptDBError).
+    try:
+        return str(kb, "utf-8")
     except ValueError:
-        raise CorruptDBError("bad record document")
+        raise CorruptDBError("damaged record key")
 
 
 def decode(raw):

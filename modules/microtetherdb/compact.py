@@ -60,7 +60,9 @@ def _write_copy(bt, path, psize, csize):
     # failure keeps its errno); raises on any failure.
     import btree
 
-    p = filestore.Pager(path, False, psize)
+    # half the usual RAM for pages: they reach the file sorted at the end
+    # (LittleFS copies a file's tail for every write before its end)
+    p = filestore.Pager(path, False, psize, filestore.BUDGET // 2)
     nb = None
     try:
         nb = btree.open(p, pagesize=psize, cachesize=csize)
@@ -100,7 +102,8 @@ def compact(db):
     path = st.path
     db._commit()
     before = st.size()
-    filestore.check_room(path, room_needed(st), "compact()")
+    need = room_needed(st)
+    filestore.check_room(path, need, "compact()")
     new = filestore.begin_replace(path)
     _step("start")
     try:
@@ -112,6 +115,9 @@ def compact(db):
         # buffer: a nested (handled) OSError below would overwrite e.
         mem = isinstance(e, MemoryError)
         filestore.abort_replace(path)
+        if not mem and isinstance(e, OSError) and e.args and e.args[0] == filestore.ENOSPC:
+            raise OSError(filestore.ENOSPC, "%s: compact() ran out of space writing its copy "
+                          "(needs about %d bytes, %s free before)" % (path, need, filestore.free_bytes(path)))
         _reraise(e, mem)
     # The copy is complete: from here on every way out reopens the store
     # (recover() finishes an interrupted replacement).

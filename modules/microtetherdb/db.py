@@ -7,7 +7,6 @@ from . import keys as _keys
 from . import ttl as _ttl
 from .errors import CorruptDBError, DBError, DBLock
 from .storage import Storage
-from .filestore import FileStore
 
 META = b"\xffm"  # meta record: b"MTDB" + format version byte + b":count:gen_sec:gen_n"
 FORMAT = 1
@@ -104,18 +103,21 @@ class MicroTetherDB:
         self._task = None  # TTL sweeper task
         self._dirty = 0  # write calls since the last commit
         self._rolled = False  # the store went back to its last commit
+        self._cfail = False  # a commit failed with the pages in RAM intact
         self._dirty_lost = 0
         self._writes = 0
         if in_memory:
             self._st = Storage(filename, in_memory, p, self.btree_cachesize, budget)
         else:
+            from .filestore import FileStore  # file mode only: memory mode never loads it
+
             self._st = FileStore(filename, p, self.btree_cachesize)
         self._bt = self._st.bt
         try:
             self._load_meta()
             _index.attach(self)
         except BaseException:
-            self._st.close()
+            self._st.abandon()  # nothing of a failed open is committed
             self._bt = None
             raise
 
@@ -135,10 +137,29 @@ class MicroTetherDB:
         return t if t > 0 else 0
 
     def _decode(self, raw):
-        return codec.decode(raw)
+        try:
+            return codec.decode(raw)
+        except CorruptDBError as e:
+            raise self._named(e)
 
     def _header(self, raw):
-        return codec.header(raw)
+        try:
+            return codec.header(raw)
+        except CorruptDBError as e:
+            raise self._named(e)
+
+    def _key(self, kb):
+        try:
+            return codec.key(kb)
+        except CorruptDBError as e:
+            raise self._named(e)
+
+    def _named(self, e):
+        # A CorruptDBError of the record layer, with this database's file.
+        fn = self.filename
+        if isinstance(e, CorruptDBError) and fn not in str(e):
+            return CorruptDBError("%s: %s" % (fn, e))
+        return e
 
     def _records(self, start=None, end=None):
         # (key_bytes, raw) of user records in key order, start inclusive, end
@@ -253,6 +274,7 @@ class MicroTetherDB:
         # in_call: the commit ends a write call (autoflush), which is undone
         # if the commit fails.
         self._rolled = False
+        self._cfail = False
         self._dirty_lost = self._dirty
         self._dirty = 0
         st = self._st
@@ -260,10 +282,10 @@ class MicroTetherDB:
             return
         g = self._gen
         ms = self._mstate
-        if self._count != ms[0] or g.sec != ms[1] or g.n != ms[2]:
-            self._bt[META] = self._meta()
-            self._mstate = (self._count, g.sec, g.n)
         try:
+            if self._count != ms[0] or g.sec != ms[1] or g.n != ms[2]:
+                self._bt[META] = self._meta()
+                self._mstate = (self._count, g.sec, g.n)
             st.commit()
         except BaseException as e:
             n = self._dirty_lost
@@ -277,6 +299,10 @@ class MicroTetherDB:
                     raise OSError(e.args[0] if e.args and type(e.args[0]) is int else 5,
                                   "%s; the database was returned to its last commit "
                                   "(the %d write calls since it are discarded)" % (e.args[-1] if e.args else e, n))
+            else:
+                # the pages in RAM are sound: a failed write call is undone
+                # logically, the calls before it stay pending
+                self._cfail = True
             raise
 
     def _rollback(self):
@@ -403,9 +429,9 @@ class MicroTetherDB:
         try:
             self._write_record(kb, old, raw)
             self._after_write()
-        except BaseException:
-            self._abort(((kb, old),), c0)  # e.g. MemoryError half-way: all or nothing
-            raise
+        except BaseException as e:
+            self._abort(((kb, old),), c0, False, e)  # e.g. MemoryError half-way: all or nothing
+            raise self._named(e)
         return key
 
     def delete(self, key=None, purge=False):
@@ -434,9 +460,9 @@ class MicroTetherDB:
         try:
             self._delete_record(kb, old)
             self._after_write()
-        except BaseException:
-            self._abort(((kb, old),), c0, True)
-            raise
+        except BaseException as e:
+            self._abort(((kb, old),), c0, True, e)
+            raise self._named(e)
         return 1 if live else 0
 
     def _prep_batch(self, items, ttls):
@@ -525,17 +551,39 @@ class MicroTetherDB:
                 self._fix_idx(kb, old)
         self._count = count
 
-    def _abort(self, undo, count, deletes=False):
+    def _abort(self, undo, count, deletes=False, e=None):
         # A write call failed (before or at its commit): undo it, unless the
         # store went back to its last commit (then there is nothing to undo).
         if self._rolled:
             self._rolled = False
-        elif self._st.suspect():
-            self._settle()  # a failure inside btree: its pages are untrusted
-        elif deletes:
-            self._del_undo(undo, count)
+        elif self._cfail:
+            self._cfail = False  # the commit failed, the pages in RAM are sound
+            self._undo_call(undo, count, deletes)
+        elif self._untrusted(e):
+            self._settle(e)  # a failure inside btree: its pages are untrusted
         else:
-            self._undo(undo, count)
+            self._undo_call(undo, count, deletes)
+
+    def _untrusted(self, e):
+        # After a write call failed with e: can btree's pages be trusted? Not
+        # if the stream under btree failed, nor (file mode) if btree itself
+        # returned an error (e.g. its malloc failed half-way through a split).
+        st = self._st
+        return st.suspect() or (not st.mem and isinstance(e, OSError))
+
+    def _undo_call(self, undo, count, deletes):
+        try:
+            if deletes:
+                self._del_undo(undo, count)
+            else:
+                self._undo(undo, count)
+        except BaseException:
+            # the undo itself failed (a damaged record, no memory): the file
+            # is still as of the last commit
+            if self._st.mem:
+                raise
+            self._rollback()
+            self._rolled = False
 
     def _fix_idx(self, kb, raw):
         # After an interrupted write: make sure raw's expiry index entry exists.
@@ -551,15 +599,15 @@ class MicroTetherDB:
         c0 = self._count
         try:
             self._apply(ents, 0, len(ents), undo)
-        except BaseException:
-            self._undo(undo, c0)
-            raise
+        except BaseException as e:
+            self._abort(undo, c0, False, e)
+            raise self._named(e)
         self._check_batch(undo, c0)
         if ents:
             try:
                 self._after_write()
-            except BaseException:
-                self._abort(undo, c0)
+            except BaseException as e:
+                self._abort(undo, c0, False, e)
                 raise
         return out
 
@@ -600,9 +648,9 @@ class MicroTetherDB:
             n = self._del_apply(kbs, 0, len(kbs), undo, self._now())
             if undo:
                 self._after_write()
-        except BaseException:
-            self._abort(undo, c0, True)
-            raise
+        except BaseException as e:
+            self._abort(undo, c0, True, e)
+            raise self._named(e)
         return n
 
     def _sweep(self, limit):
@@ -631,14 +679,14 @@ class MicroTetherDB:
                     break
             if total:
                 self._after_write()
-        except BaseException:
+        except BaseException as e:
             # removing expired records is invisible: what was removed stays
             # removed, unless the failure was inside btree
             if self._rolled:
                 self._rolled = False
             else:
-                self._settle()
-            raise
+                self._settle(e)
+            raise self._named(e)
         return total
 
     def flush(self):
@@ -646,7 +694,7 @@ class MicroTetherDB:
         try:
             self._commit()
         finally:
-            self._rolled = False
+            self._rolled = self._cfail = False
 
     def close(self):
         if self._bt is None:
@@ -663,7 +711,7 @@ class MicroTetherDB:
         try:
             self._commit()
         finally:
-            self._rolled = False
+            self._rolled = self._cfail = False
             self._bt = None
             self._st.close()
 
@@ -681,14 +729,16 @@ class MicroTetherDB:
         kb = _keys.kbytes(key)
         try:
             raw = self._bt.get(kb)
+            if raw is None:
+                return default
+            x = codec.expiry(raw)
+            if x is not None and x <= self._now():
+                return default
+            return codec.doc(raw)
         except OSError as e:
             raise self._damaged(e)
-        if raw is None:
-            return default
-        e = codec.expiry(raw)
-        if e is not None and e <= self._now():
-            return default
-        return codec.doc(raw)
+        except CorruptDBError as e:
+            raise self._named(e)
 
     def __contains__(self, key):
         self._check_open()
@@ -705,7 +755,8 @@ class MicroTetherDB:
     def _range(self, start, end, prefix):
         s = None if start is None else _keys.kbytes(start)
         e = None if end is None else _keys.kbytes(end)
-        if prefix is not None and prefix != "" and prefix != b"":
+        if prefix is not None and (prefix or type(prefix) not in (str, bytes, bytearray)):
+            # (no == between str and bytes: MicroPython warns about it)
             p = _keys.kbytes(prefix)
             if s is None or s < p:
                 s = p
@@ -720,16 +771,19 @@ class MicroTetherDB:
         return self._gen_iter(s, e, what, self._now())
 
     def _gen_iter(self, s, e, what, now):
-        for kb, raw in self._records(s, e):
-            x = codec.expiry(raw)
-            if x is not None and x <= now:
-                continue
-            if what == 0:
-                yield str(kb, "utf-8")
-            elif what == 1:
-                yield str(kb, "utf-8"), codec.doc(raw)
-            else:
-                yield codec.doc(raw)
+        try:
+            for kb, raw in self._records(s, e):
+                x = codec.expiry(raw)
+                if x is not None and x <= now:
+                    continue
+                if what == 0:
+                    yield codec.key(kb)
+                elif what == 1:
+                    yield codec.key(kb), codec.doc(raw)
+                else:
+                    yield codec.doc(raw)
+        except CorruptDBError as e:
+            raise self._named(e)
 
     def keys(self, start=None, end=None, prefix=None):
         return self._iter(start, end, prefix, 0)
@@ -784,27 +838,28 @@ class MicroTetherDB:
         return query.explain(self, q)
 
     # --- indexes and compaction (index.py, compact.py) -----------------------
-    def _settle(self):
-        # After a write call failed: if the failure was inside btree (the
-        # store saw an I/O or memory error under it), btree's pages cannot be
-        # trusted: back to the last commit.
-        if self._st.suspect():
+    def _settle(self, e=None):
+        # After a write call failed: if the failure was inside btree (see
+        # _untrusted), btree's pages cannot be trusted: back to the last commit.
+        if self._cfail:
+            self._cfail = False  # a commit failed: nothing to roll back
+        elif self._untrusted(e):
             self._rollback()
             self._rolled = False
 
     def create_index(self, field):
         try:
             return _index.create_index(self, field)
-        except BaseException:
-            self._settle()
-            raise
+        except BaseException as e:
+            self._settle(e)
+            raise self._named(e)
 
     def drop_index(self, field):
         try:
             return _index.drop_index(self, field)
-        except BaseException:
-            self._settle()
-            raise
+        except BaseException as e:
+            self._settle(e)
+            raise self._named(e)
 
     def indexes(self):
         return _index.indexes(self)
@@ -812,18 +867,18 @@ class MicroTetherDB:
     def reindex(self):
         try:
             return _index.reindex(self)
-        except BaseException:
-            self._settle()
-            raise
+        except BaseException as e:
+            self._settle(e)
+            raise self._named(e)
 
     def compact(self):
         from . import compact
 
         try:
             return compact.compact(self)
-        except BaseException:
+        except BaseException as e:
             if self._bt is not None:
-                self._settle()
+                self._settle(e)
             raise
 
     # --- context managers ---------------------------------------------------

@@ -153,6 +153,8 @@ def free_bytes(path):
         st = os.statvfs(d)
     except (OSError, AttributeError):
         return None
+    if st[4] < 0:  # LittleFS counts open files' pending blocks too: unknown
+        return None
     return st[4] * st[1]
 
 
@@ -338,7 +340,9 @@ class Pager(io.IOBase):
     # such an error): the pages written since the last commit live in
     # preallocated slots found through a dict sized at open.
 
-    def __init__(self, path, fat, psize):
+    def __init__(self, path, fat, psize, budget=None):
+        # budget: bytes of RAM for the pages written between commits (None:
+        # BUDGET; 0: every page goes to the file at once)
         _init_mem()
         self.path = path
         self.fat = fat
@@ -348,8 +352,9 @@ class Pager(io.IOBase):
         self.size = self.f.seek(0, 2)  # durable size (as of the last commit)
         self.end = self.size           # btree's view of the size
         self.pos = 0
-        n = self.limit = BUDGET // psize  # 0: every page goes to the file (tests)
-        self.slots = [bytearray(psize) for _ in range(n)]
+        n = self.limit = (BUDGET if budget is None else budget) // psize
+        mv = memoryview(bytearray(n * psize))  # one block: no heap fragments
+        self.slots = [mv[i * psize:(i + 1) * psize] for i in range(n)]
         self.stack = bytearray(range(n))  # free slot numbers (n < 256)
         self.sp = n
         ov = self.ov = {}  # page offset -> slot number, pages since the commit
@@ -789,6 +794,12 @@ class FileStore:
             self.close_handles()
             self.closed = True
             release(self.path, self)
+
+    def abandon(self):
+        # Close without committing anything (a failed open).
+        self.close_handles()
+        self.closed = True
+        release(self.path, self)
 
     def close_handles(self):
         bt = self.bt

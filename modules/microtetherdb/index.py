@@ -185,7 +185,13 @@ def _drop_range(bt, p):
             if len(ks) >= 32:
                 break
         for k in ks:
-            del bt[k]
+            try:
+                del bt[k]
+            except KeyError:
+                # listed by a scan, not found by a search: the pages
+                # disagree (and the scan would list it for ever)
+                from .errors import CorruptDBError
+                raise CorruptDBError("damaged index pages")
         if len(ks) < 32:
             return
 

@@ -659,7 +659,7 @@ def _run(db, plan, src):
             if skip:
                 skip -= 1
                 continue
-            yield kb.decode(), doc
+            yield db._key(kb), doc
             if limit is not None:
                 limit -= 1
                 if not limit:
@@ -692,7 +692,7 @@ def _run(db, plan, src):
             raise db._damaged(e)
         if raw is None:
             continue      # deleted meanwhile
-        yield kb.decode(), db._decode(raw)[2]
+        yield db._key(kb), db._decode(raw)[2]
 
 
 def find(db, q):

@@ -4,7 +4,6 @@ import btree
 import gc
 import os
 
-from . import btpage
 from .errors import CorruptDBError, DBFullError
 
 # Pages one btree insert may allocate at worst (leaf split cascading up a
@@ -82,6 +81,9 @@ class Storage:
     def reopen(self):
         pass
 
+    def abandon(self):
+        self.close()
+
     def close(self):
         bt, f = self.bt, self.f
         self.bt = None
@@ -99,6 +101,8 @@ class Storage:
         self._open()
 
     def usage(self):
+        from . import btpage
+
         self.bt.flush()  # move cached pages into the BytesIO
         return btpage.usage(self.f, self.size(), self.psize)
 
@@ -123,6 +127,8 @@ class Storage:
         free = 0
         if size >= psize:
             buf = bytearray(4)
+            from . import btpage
+
             if self._read4(0, buf) == btpage.MAGIC:
                 free = len(btpage.free_pages(self.f, psize, self._read4(12, buf), size // psize))
         return free + (self.budget - size) // psize
