@@ -41,7 +41,7 @@ ENOSPC = 28
 SWAP = ".swap"  # marker of a replacement in progress (compact, repair)
 NEW = ".new"    # the replacement being written
 _SWAP_MAGIC = b"MTDBSWP1"
-BUDGET = 8192   # bytes of dirty pages kept in RAM between commits (< 256 pages)
+BUDGET = 4096   # bytes of dirty pages kept in RAM between commits (< 256 pages)
 
 _owners = {}  # normalized path -> the FileStore that has it open
 

@@ -184,6 +184,7 @@ def run_grouped(db, dev, clk):
 
 def run(kind, image, cut_at, torn, grouped=False):
     # -> (dev, total write events, allowed model states, clock at the end)
+    filestore.forget()  # a power cut: nothing of the last run is open any more
     dev = new_dev(image)
     dev.cut_at = cut_at
     dev.torn = torn
@@ -217,6 +218,7 @@ def run(kind, image, cut_at, torn, grouped=False):
 
 def verify(kind, dev, allowed, now):
     # -> ("ok" | "mount" | "open" | "lost" | "bad", detail)
+    filestore.forget()
     try:
         mount(kind, dev)
     except OSError as e:
