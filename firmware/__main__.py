@@ -8,6 +8,7 @@ Commands:
   esp32 --board B|all         ESP32 images with Docker into firmware/dist
   mpy [--march A]             the package as .mpy (+ package.json) in build/mpy
   mpy-cross                   build the in-tree mpy-cross
+  venv                        create build/venv with the test tools (no tests run)
 """
 
 import argparse
@@ -78,6 +79,8 @@ def main(argv=None):
     t.add_argument("--target", default=None)
     t.add_argument("pytest_args", nargs="*")
     t.set_defaults(func=cmd_test)
+    v = sub.add_parser("venv")
+    v.set_defaults(func=lambda a: print(ensure_pip(os.path.join(ROOT, "tests", "requirements.txt"))))
     target_esp32.add_commands(sub)  # esp32, mpy, mpy-cross
     args = p.parse_args(argv)
     args.func(args)
