@@ -58,6 +58,7 @@ def cmd_test(args):
         paths = ["tests"] if target == "unix" else ["tests/test_device.py"]
         if target == "qemu":
             paths.append("tests/test_qemu.py")   # the runner and image themselves
+            paths.append("tests/test_mtdb_cli.py")   # scripts/mtdb.py --device
         cmd = [vpy, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                "--target", target] + paths + args.pytest_args
         log("pytest on %s: %s" % (target, " ".join(cmd[1:])))
