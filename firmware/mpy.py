@@ -7,12 +7,14 @@ cross compiler. Commands (registered on ``python3 -m firmware``):
                       build/mpy/microtetherdb/*.mpy, plus build/mpy/package.json
                       for ``mpremote mip install build/mpy/package.json``
   mpy-cross           build the in-tree mpy-cross and print its path
-  package-json        rewrite package.json (mip, .py sources) from the package
+  package-json        rewrite package.json (mip, .py sources) from the package,
+                      and the stubs' version (stubs/pyproject.toml)
 """
 
 import hashlib
 import json
 import os
+import re
 import shutil
 
 from . import source
@@ -83,10 +85,19 @@ def package_json():
             "version": version()}
 
 
+STUBS_PROJECT = os.path.join(ROOT, "stubs", "pyproject.toml")
+
+
 def write_package_json():
+    """Rewrite package.json, and the version of the type stubs' pyproject.toml."""
     path = os.path.join(ROOT, "package.json")
     with open(path, "w") as f:
         f.write(format_package_json(package_json()))
+    with open(STUBS_PROJECT) as f:
+        text = f.read()
+    with open(STUBS_PROJECT, "w") as f:
+        f.write(re.sub(r'^version = "[^"]*"$', 'version = "%s"' % version(), text, count=1,
+                       flags=re.M))
     return path
 
 
@@ -110,7 +121,8 @@ def add_commands(sub):
     m = sub.add_parser("mpy", help="compile the package to .mpy in build/mpy (for mip/mpremote)")
     m.add_argument("--march", default=None, help="native arch (xtensawin, rv32imc); default: bytecode only")
     m.set_defaults(func=_cmd_mpy)
-    j = sub.add_parser("package-json", help="rewrite package.json (mip) from modules/microtetherdb")
+    j = sub.add_parser("package-json", help="rewrite package.json (mip) from modules/microtetherdb "
+                                            "and the version of stubs/pyproject.toml")
     j.set_defaults(func=lambda a: print(write_package_json()))
     c = sub.add_parser("mpy-cross", help="build the in-tree mpy-cross and print its path")
     c.set_defaults(func=lambda a: print(mpy_cross()))
