@@ -70,6 +70,7 @@ def cmd_test(args):
             paths.append("tests/build/test_qemu.py")   # the runner and image themselves
             paths.append("tests/test_mtdb_cli.py")     # scripts/mtdb.py --device
             paths.append("tests/build/test_version.py")  # the version the image reports
+            paths.append("tests/test_docs.py")   # the README's usage on a small heap
         cmd = [vpy, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                "--target", target] + paths + args.pytest_args
         log("pytest on %s: %s" % (target, " ".join(cmd[1:])))
