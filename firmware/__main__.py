@@ -67,9 +67,9 @@ def cmd_test(args):
         # The whole suite on the host firmware; the device-side suite on the others.
         paths = ["tests"] if target == "unix" else ["tests/test_device.py"]
         if target == "qemu":
-            paths.append("tests/build/test_qemu.py")   # the runner and image themselves
+            paths.append("tests/build_checks/test_qemu.py")   # the runner and image themselves
             paths.append("tests/test_mtdb_cli.py")     # scripts/mtdb.py --device
-            paths.append("tests/build/test_version.py")  # the version the image reports
+            paths.append("tests/build_checks/test_version.py")  # the version the image reports
             paths.append("tests/test_docs.py")   # the README's usage on a small heap
         cmd = [vpy, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                "--target", target] + paths + args.pytest_args

@@ -35,11 +35,11 @@ MICROPYTHON_PATCHES = ["firmware/patches/micropython-unix-frozen-path.patch"]
 
 # Host packages the build and the tests need (Debian names).
 APT_BUILD = ["build-essential", "pkg-config", "python3", "patch", "xz-utils", "ca-certificates",
-             "cmake"]  # cmake: tests/build/test_esp32_cmake.py runs the esp32 port's CMakeLists.txt
+             "cmake"]  # cmake: tests/build_checks/test_esp32_cmake.py runs the esp32 port's CMakeLists.txt
 # Python packages of the tests: tests/requirements.txt (pinned there).
 
 # ESP32 firmware (firmware/target_esp32.py, Dockerfile, boards/MTDB_ESP32_*).
-# The Dockerfile's ARG defaults repeat these; tests/build/test_esp32_docker.py checks
+# The Dockerfile's ARG defaults repeat these; tests/build_checks/test_esp32_docker.py checks
 # that they agree. See docs/esp32.md for what could not be verified here.
 ESP32 = {
     # ESP-IDF image: v5.2.2 is what MicroPython 1.25's CI builds with (tools/ci.sh).

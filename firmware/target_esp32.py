@@ -126,7 +126,7 @@ def build(src, board="all", allow_network=False, no_cache=False):
 
     ``src`` is the verified MicroPython tree: the Docker build checks out the
     same release and refuses to build unless its content digest is the one
-    pinned for this tree (tests/build/test_esp32_docker.py ties the two).
+    pinned for this tree (tests/build_checks/test_esp32_docker.py ties the two).
     """
     specs = resolve_specs(board)
     docker = _docker()

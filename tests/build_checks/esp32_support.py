@@ -1,4 +1,4 @@
-"""Shared helpers of the tests/build/test_esp32_*.py checks (host-side only).
+"""Shared helpers of the tests/build_checks/test_esp32_*.py checks (host-side only).
 
 The ESP32 toolchain and Docker are not needed: these checks read the board
 files, the Dockerfile and the scripts against the pinned MicroPython 1.25
