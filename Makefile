@@ -1,24 +1,33 @@
-# Thin targets over the one build driver: python3 -m firmware (see firmware/).
+# Thin targets over the one build driver: python3 -m firmware (see firmware/ and docs/building.md).
 PYTHON ?= python3
 TARGET ?= unix
 
-.PHONY: firmware test source clean bench
+.PHONY: help firmware test venv bench source esp32 mpy clean
 
-firmware:            ## build firmware for TARGET (unix: build/unix/micropython, qemu: build/qemu/firmware.elf)
-	$(PYTHON) -m firmware firmware --target $(TARGET)
+help:                ## list the targets (this text)
+	@echo "make TARGET [VAR=value ...]   (docs/building.md)"
+	@sed -n 's/^\([a-z0-9]*\):.*## \(.*\)/  \1\t\2/p' $(MAKEFILE_LIST) | expand -t 14
+	@echo "variables: TARGET=unix|qemu|esp32 (firmware; bench: unix|qemu; test: only that pass), BOARD (esp32),"
+	@echo "           SIZES, RUNS, DOCS=1 (bench), PYTHON (default python3)"
 
-test:                ## install test tools, build, run every test (unix, then the device suite on qemu)
-	$(PYTHON) -m firmware test
+firmware:            ## build firmware for TARGET (unix: build/unix/micropython, qemu: build/qemu/firmware.elf, esp32: firmware/dist)
+	$(PYTHON) -m firmware firmware --target $(TARGET) $(if $(BOARD),--board $(BOARD))
 
-bench: firmware      ## benchmarks on TARGET (SIZES=100,1000,10000 RUNS=n): docs/benchmarks.{md,json}, docs/bench.png
-	$(PYTHON) scripts/bench/run.py --target $(TARGET) $(if $(SIZES),--sizes $(SIZES)) $(if $(RUNS),--runs $(RUNS))
+# `make test` runs every pass (unix, then qemu); `make test TARGET=qemu` only that one.
+test:                ## install test tools, build, run the tests (all passes; TARGET=unix|qemu for one)
+	$(PYTHON) -m firmware test $(if $(filter command line environment,$(origin TARGET)),--target $(TARGET))
+
+venv:                ## create build/venv with the test tools (pytest, mpremote, ...) without running tests
+	$(PYTHON) -m firmware venv
+
+bench: firmware      ## benchmarks on TARGET (SIZES=100,1000 RUNS=n) into build/bench; DOCS=1 also updates docs/
+	$(PYTHON) scripts/bench/run.py --target $(TARGET) $(if $(SIZES),--sizes $(SIZES)) $(if $(RUNS),--runs $(RUNS)) $(if $(DOCS),--docs)
 
 source:              ## fetch, verify and patch the pinned MicroPython source into build/src
 	$(PYTHON) -m firmware source
 
-.PHONY: esp32 mpy
-esp32:               ## ESP32 images with Docker into firmware/dist (BOARD=all or e.g. MTDB_ESP32_GENERIC_S3-SPIRAM_OCT)
-	$(PYTHON) -m firmware esp32 --board $(or $(BOARD),all)
+esp32:               ## = make firmware TARGET=esp32: images with Docker (BOARD=all or e.g. MTDB_ESP32_GENERIC_S3-SPIRAM_OCT)
+	$(PYTHON) -m firmware firmware --target esp32 --board $(or $(BOARD),all)
 
 mpy:                 ## the package as .mpy files + package.json in build/mpy (mip / mpremote cp)
 	$(PYTHON) -m firmware mpy

@@ -35,11 +35,11 @@ MICROPYTHON_PATCHES = ["firmware/patches/micropython-unix-frozen-path.patch"]
 
 # Host packages the build and the tests need (Debian names).
 APT_BUILD = ["build-essential", "pkg-config", "python3", "patch", "xz-utils", "ca-certificates",
-             "cmake"]  # cmake: tests/test_esp32_cmake.py runs the esp32 port's CMakeLists.txt
+             "cmake"]  # cmake: tests/build_checks/test_esp32_cmake.py runs the esp32 port's CMakeLists.txt
 # Python packages of the tests: tests/requirements.txt (pinned there).
 
 # ESP32 firmware (firmware/target_esp32.py, Dockerfile, boards/MTDB_ESP32_*).
-# The Dockerfile's ARG defaults repeat these; tests/test_esp32_docker.py checks
+# The Dockerfile's ARG defaults repeat these; tests/build_checks/test_esp32_docker.py checks
 # that they agree. See docs/esp32.md for what could not be verified here.
 ESP32 = {
     # ESP-IDF image: v5.2.2 is what MicroPython 1.25's CI builds with (tools/ci.sh).
@@ -48,9 +48,10 @@ ESP32 = {
     "idf_image": "espressif/idf:v5.2.2",
     "micropython_repo": "https://github.com/micropython/micropython.git",
     "micropython_tag": "v1.25.0",
-    # Commit of the tag: not verifiable here (empty = not checked); the content
+    # Commit of the tag (checked against the upstream repository): the build
+    # refuses any other, which also fixes the submodules' commits. The content
     # check below binds the checkout to the sha256-verified Debian tarball.
-    "micropython_commit": "",
+    "micropython_commit": "f498a16c7db6d4b2de200b3e0856528dfe0613c3",
     # scripts/esp32/tree_digest.py of MICROPYTHON's tree (py, extmod, shared,
     # drivers, mpy-cross, ports/esp32, in-repo libs, freezing tools).
     "micropython_tree_sha256": "e05a0258ea2373bc4446a090e0214b5655400ac6a6b98c0737974f4920dc0517",

@@ -1,39 +1,38 @@
-"""ESP32 firmware: Docker build of the MTDB_ESP32_* boards, and .mpy packages.
+"""ESP32 firmware: Docker build of the MTDB_ESP32_* boards.
 
-Commands (registered on ``python3 -m firmware`` by ``add_commands``):
-
-  esp32 --board B|all [--allow-network] [--no-cache]
-        docker build the builder image (Dockerfile at the top of the repo),
-        then docker run it with the repo mounted read-only; images land in
-        firmware/dist/<BOARD>[-<VARIANT>].bin with SHA256SUMS and BUILDINFO.
-  mpy [--march ARCH]
-        compile modules/microtetherdb/*.py with the in-tree mpy-cross into
-        build/mpy/microtetherdb/*.mpy, plus build/mpy/package.json for
-        ``mpremote mip install build/mpy/package.json``.
-  mpy-cross
-        build the in-tree mpy-cross (also done by every unix build).
+``build(src, board="all", allow_network=False, no_cache=False)``, the target
+interface (``python3 -m firmware firmware --target esp32 --board B``,
+``make firmware TARGET=esp32`` or ``make esp32``): docker build the builder
+image (Dockerfile at the top of the repo; its MicroPython checkout must have
+the content of ``src``, the verified tree), then docker run it with the repo
+mounted read-only. Images land in firmware/dist/microtetherdb-<version>-<BOARD>[-<VARIANT>].bin
+with SHA256SUMS, BUILDINFO, LICENSE and THIRD-PARTY-NOTICES.md.
 
 The board table is the boards themselves: every ``boards/MTDB_ESP32*``
 directory is a board, each ``mpconfigvariant_<V>.cmake`` in it a variant,
 and its ``board.json`` gives the chip (``mcu``) and flash offset
 (``deploy_options.flash_offset``), read by scripts/flash.py too.
+ESP-IDF component locks, one per chip, are committed under
+boards/idf-components/<chip>/dependencies.lock (see docs/esp32.md).
 """
 
 import datetime
 import glob
-import hashlib
 import json
 import os
 import shutil
 import subprocess
 
 from . import pins
-from .system import ROOT, BUILD, log, run
+from .system import ROOT, log, run
+from .version import image_name, image_prefix, version
 
 BOARDS_DIR = os.path.join(ROOT, "boards")
 DIST = os.path.join(ROOT, "firmware", "dist")
-MPY_OUT = os.path.join(BUILD, "mpy")
-PACKAGE_DIR = os.path.join(ROOT, "modules", "microtetherdb")
+LOCKS_DIR = os.path.join(BOARDS_DIR, "idf-components")
+# Files every release of images carries beside them.
+NOTICES = ("LICENSE", "THIRD-PARTY-NOTICES.md")
+APT_PACKAGES = []  # Docker brings the toolchain
 
 
 # ---------------------------------------------------------------- boards
@@ -117,12 +116,18 @@ def docker_run_command(specs, docker="docker", allow_network=False):
     cmd += ["-v", "%s:/project:ro" % ROOT,
             "-v", "%s:/out" % DIST,
             "-e", "HOST_UID=%d" % os.getuid(), "-e", "HOST_GID=%d" % os.getgid(),
+            "-e", "MTDB_IMAGE_PREFIX=" + image_prefix(),
             pins.ESP32["image"], "/opt/mtdb/docker-build.sh", "build"]
     return cmd + list(specs)
 
 
-def build(board="all", allow_network=False, no_cache=False):
-    """Build ``board`` (a spec or 'all') with Docker; returns the image paths."""
+def build(src, board="all", allow_network=False, no_cache=False):
+    """Build ``board`` (a spec or 'all') with Docker; returns the image paths.
+
+    ``src`` is the verified MicroPython tree: the Docker build checks out the
+    same release and refuses to build unless its content digest is the one
+    pinned for this tree (tests/build_checks/test_esp32_docker.py ties the two).
+    """
     specs = resolve_specs(board)
     docker = _docker()
     os.makedirs(DIST, exist_ok=True)
@@ -137,11 +142,25 @@ def build(board="all", allow_network=False, no_cache=False):
     print("$ " + " ".join(cmd), flush=True)
     run(cmd)
     _write_buildinfo(docker, specs)
-    outs = [os.path.join(DIST, s + ".bin") for s in specs]
+    for name in NOTICES:
+        shutil.copy(os.path.join(ROOT, name), os.path.join(DIST, name))
+    outs = [os.path.join(DIST, image_name(s)) for s in specs]
     for p in outs:
         log("image %s (%d bytes)" % (os.path.relpath(p, ROOT), os.path.getsize(p)))
     log("checksums: %s" % os.path.relpath(os.path.join(DIST, "SHA256SUMS"), ROOT))
+    _report_unpinned_locks()
     return outs
+
+
+def _report_unpinned_locks():
+    """Component locks resolved by this build for chips with no committed lock."""
+    new = sorted(glob.glob(os.path.join(DIST, "idf-locks", "*", "dependencies.lock")))
+    for path in new:
+        chip = os.path.basename(os.path.dirname(path))
+        if not os.path.exists(os.path.join(LOCKS_DIR, chip, "dependencies.lock")):
+            log("ESP-IDF components of %s were resolved from version ranges: pin them with\n"
+                "  mkdir -p boards/idf-components/%s && cp %s boards/idf-components/%s/\n"
+                "and commit (docs/esp32.md)" % (chip, chip, os.path.relpath(path, ROOT), chip))
 
 
 def _write_buildinfo(docker, specs):
@@ -151,6 +170,7 @@ def _write_buildinfo(docker, specs):
         return r.stdout.strip() if r.returncode == 0 else "unknown"
     idf = pins.ESP32["idf_image"]
     lines = [
+        "version=%s" % version(),
         "built_utc=%s" % datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "images=%s" % " ".join(specs),
         "idf_image=%s" % idf,
@@ -176,126 +196,23 @@ def _git(args):
     return r.stdout.strip() if r.returncode == 0 else "unknown"
 
 
-# ---------------------------------------------------------------- mpy-cross / .mpy
-
-def mpy_cross_path(src):
-    return os.path.join(src, "mpy-cross", "build", "mpy-cross")
-
-
-def ensure_mpy_cross():
-    """Path of the in-tree mpy-cross, building the source tree and it if needed."""
-    from . import source, target_unix
-    src = source.ensure_source()
-    exe = mpy_cross_path(src)
-    if not os.path.exists(exe):
-        target_unix.build_mpy_cross(src)
-    return src, exe
-
-
-def package_files():
-    """The package's .py files, relative to modules/ (e.g. microtetherdb/keys.py)."""
-    names = sorted(n for n in os.listdir(PACKAGE_DIR) if n.endswith(".py"))
-    return ["microtetherdb/" + n for n in names]
-
-
-def build_mpy(march=None, out=MPY_OUT):
-    """Compile the package to .mpy in ``out``; write ``out``/package.json for mip.
-
-    Without ``march`` the files are plain bytecode (no native code), which
-    every port with the same .mpy version loads; ``march`` (xtensawin, rv32imc)
-    is only needed for @micropython.native/viper code.
-    """
-    _, exe = ensure_mpy_cross()
-    if os.path.isdir(out):
-        shutil.rmtree(out)
-    urls = []
-    for rel in package_files():
-        src = os.path.join(ROOT, "modules", rel)
-        dst = os.path.join(out, rel[:-3] + ".mpy")
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        cmd = [exe, "-o", dst, "-s", rel]
-        if march:
-            cmd.append("-march=" + march)
-        run(cmd + [src])
-        urls.append([rel[:-3] + ".mpy", rel[:-3] + ".mpy"])
-    with open(os.path.join(out, "package.json"), "w") as f:
-        f.write(format_package_json({"urls": urls, "deps": [],
-                                     "version": package_json()["version"]}))
-    with open(os.path.join(out, "SHA256SUMS"), "w") as f:
-        for rel, _ in urls:
-            with open(os.path.join(out, rel), "rb") as g:
-                f.write("%s  %s\n" % (hashlib.sha256(g.read()).hexdigest(), rel))
-    total = sum(os.path.getsize(os.path.join(out, u[0])) for u in urls)
-    log("%d .mpy files (%d bytes) in %s" % (len(urls), total, os.path.relpath(out, ROOT)))
-    return out
-
-
-def package_json():
-    """The mip package.json for the repository's top level (source .py files).
-
-    URLs are relative: mip resolves them against where package.json came from,
-    so `mpremote mip install github:<org>/<repo>` fetches
-    github:<org>/<repo>/modules/microtetherdb/<file>.py (any fork, any
-    branch with @branch), and `mpremote mip install ./package.json` installs
-    from a local clone.
-    """
-    with open(os.path.join(PACKAGE_DIR, "__init__.py")) as f:
-        version = "0"
-        for line in f:
-            if line.startswith("__version__"):
-                version = line.split("=", 1)[1].strip().strip("\"'")
-    return {"urls": [[rel, "modules/" + rel] for rel in package_files()],
-            "deps": [],
-            "version": version}
-
-
-def write_package_json():
-    path = os.path.join(ROOT, "package.json")
-    with open(path, "w") as f:
-        f.write(format_package_json(package_json()))
-    return path
-
-
-def format_package_json(pkg):
-    """JSON text with one [target, url] pair per line (stable, diff-friendly)."""
-    pairs = ",\n".join("    " + json.dumps(u) for u in pkg["urls"])
-    return ('{\n  "urls": [\n%s\n  ],\n  "deps": %s,\n  "version": %s\n}\n'
-            % (pairs, json.dumps(pkg["deps"]), json.dumps(pkg["version"])))
-
-
 # ---------------------------------------------------------------- CLI
 
-def _cmd_esp32(args):
-    outs = build(args.board, args.allow_network, args.no_cache)
-    print("\nFlash one:  python3 scripts/flash.py %s --port /dev/ttyUSB0 --erase"
-          % os.path.basename(outs[0])[:-4])
+def add_arguments(parser):
+    """The esp32 options of ``firmware --target esp32`` and of ``esp32``."""
+    parser.add_argument("--board", default="all",
+                        help="ESP32 image: BOARD, BOARD-VARIANT or all (default); known: "
+                             + ", ".join(image_specs()))
+    parser.add_argument("--allow-network", action="store_true",
+                        help="esp32: do not run the build container with --network none")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="esp32: rebuild the builder image from scratch")
 
 
-def _cmd_mpy(args):
-    out = build_mpy(args.march)
-    rel = os.path.relpath(out, os.getcwd())
-    print("\nInstall on a board (no reflash):\n"
-          "  mpremote connect /dev/ttyUSB0 mip install %s/package.json\n"
-          "or copy:  mpremote connect /dev/ttyUSB0 cp -r %s/microtetherdb :lib/" % (rel, rel))
+def build_options(args):
+    return {"board": args.board, "allow_network": args.allow_network, "no_cache": args.no_cache}
 
 
-def _cmd_mpy_cross(args):
-    print(ensure_mpy_cross()[1])
-
-
-def add_commands(sub):
-    """Register esp32, mpy and mpy-cross on the driver's subparsers."""
-    e = sub.add_parser("esp32", help="build ESP32 images with Docker into firmware/dist")
-    e.add_argument("--board", default="all",
-                   help="BOARD, BOARD-VARIANT or all (default); known: " + ", ".join(image_specs()))
-    e.add_argument("--allow-network", action="store_true",
-                   help="do not run the build container with --network none")
-    e.add_argument("--no-cache", action="store_true", help="rebuild the builder image from scratch")
-    e.set_defaults(func=_cmd_esp32)
-    m = sub.add_parser("mpy", help="compile the package to .mpy in build/mpy (for mip/mpremote)")
-    m.add_argument("--march", default=None, help="native arch (xtensawin, rv32imc); default: bytecode only")
-    m.set_defaults(func=_cmd_mpy)
-    j = sub.add_parser("package-json", help="rewrite package.json (mip) from modules/microtetherdb")
-    j.set_defaults(func=lambda a: print(write_package_json()))
-    c = sub.add_parser("mpy-cross", help="build the in-tree mpy-cross and print its path")
-    c.set_defaults(func=_cmd_mpy_cross)
+def next_step(outs):
+    return ("Flash one:  python3 scripts/flash.py %s --port /dev/ttyUSB0 --erase"
+            % os.path.basename(outs[0])[len(image_prefix()):-4])

@@ -8,9 +8,9 @@ run with scripts/qemu_run.py (a REPL, a file, or pytest's --target qemu).
 
 import os
 
+from .mpy import mpy_cross
 from .port_make import port_make
 from .system import BUILD, ROOT, log
-from .target_unix import build_mpy_cross
 
 # Debian packages: the cross compiler, its C library headers, the emulator.
 APT_PACKAGES = ["gcc-arm-none-eabi", "libnewlib-arm-none-eabi", "qemu-system-arm"]
@@ -26,7 +26,7 @@ BARE_OUTPUT = os.path.join(BUILD, "qemu-bare", "firmware.elf")
 def build(src, manifest=None, output=OUTPUT):
     """Build the qemu board image; returns the path of the ELF file."""
     # Built first on its own: the port's make would otherwise build it with our BUILD=.
-    build_mpy_cross(src)
+    mpy_cross(src)
     log("build qemu port (board MTDB_QEMU_AN385) -> %s" % os.path.relpath(output, ROOT))
     port_make(src, "qemu", os.path.dirname(output),   # firmware.elf lands in BUILD
               manifest or os.path.join(ROOT, "manifest.py"),
@@ -38,3 +38,7 @@ def build(src, manifest=None, output=OUTPUT):
 def build_bare(src):
     """The image without the frozen package, for the flash-cost comparison."""
     return build(src, BARE_MANIFEST, BARE_OUTPUT)
+
+
+def next_step(out):
+    return "Run it:  python3 scripts/qemu_run.py --repl"

@@ -7,9 +7,11 @@ absent from the Debian source tarball.
 
 import os
 
+from .mpy import mpy_cross
 from .port_make import port_make
-from .system import BUILD, ROOT, jobs, log, run
+from .system import BUILD, ROOT, log
 
+APT_PACKAGES = []
 OUTPUT = os.path.join(BUILD, "unix", "micropython")
 
 MAKE_OPTIONS = [
@@ -26,19 +28,15 @@ MAKE_OPTIONS = [
 ]
 
 
-def build_mpy_cross(src):
-    """The in-tree cross compiler, used to freeze modules (and by the ESP32 checks)."""
-    exe = os.path.join(src, "mpy-cross", "build", "mpy-cross")
-    log("build mpy-cross")
-    run(["make", "-s", "-C", os.path.join(src, "mpy-cross"), "-j", jobs()])
-    return exe
-
-
 def build(src, manifest=None):
     """Build the unix port; returns the path of the binary."""
-    build_mpy_cross(src)
+    mpy_cross(src)   # freezing needs it
     log("build unix port -> %s" % os.path.relpath(OUTPUT, ROOT))
     port_make(src, "unix", os.path.dirname(OUTPUT),   # objects beside the binary
               manifest or os.path.join(ROOT, "manifest.py"),
               options=MAKE_OPTIONS + ["PROG=" + os.path.basename(OUTPUT)])  # PROG is relative to BUILD
     return OUTPUT
+
+
+def next_step(out):
+    return "Run it:  %s\n  >>> import microtetherdb" % os.path.relpath(out, os.getcwd())

@@ -8,7 +8,10 @@
 The chip and the flash offset come from the board's own
 boards/<BOARD>/board.json ("mcu", "deploy_options.flash_offset": ESP32 0x1000,
 S3 and C3 0x0), the same table the build uses. The image defaults to
-firmware/dist/<BOARD>[-<VARIANT>].bin and is checked against
+firmware/dist/microtetherdb-<version>-<BOARD>[-<VARIANT>].bin. Before anything
+runs (--dry-run too) the image must exist, be an image for the board's chip
+(ESP image magic 0xE9 and chip id in its header) with its partition table
+where that offset puts it (--force skips this), and match
 firmware/dist/SHA256SUMS when that file lists it. Steps, each printed as the
 exact command before it runs:
 
@@ -33,7 +36,16 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOARDS = os.path.join(ROOT, "boards")
 DIST = os.path.join(ROOT, "firmware", "dist")
-CHIPS = ("esp32", "esp32s2", "esp32s3", "esp32c3", "esp32c6")
+# Chip id in the extended header of an ESP image (esp_chip_id_t in ESP-IDF).
+CHIP_IDS = {"esp32": 0x0000, "esp32s2": 0x0002, "esp32c3": 0x0005, "esp32s3": 0x0009,
+            "esp32c6": 0x000D}
+CHIPS = tuple(CHIP_IDS)
+IMAGE_MAGIC = 0xE9
+PARTITION_TABLE_AT = 0x8000        # flash address of the partition table (ESP-IDF default)
+PARTITION_MAGIC = b"\xaa\x50"
+
+sys.path.insert(0, ROOT)
+from firmware.version import image_name  # noqa: E402  (pure Python, no side effects)
 
 
 def board_flash_info(spec):
@@ -82,6 +94,29 @@ def commands(spec, port, image, baud=460800, erase=False, verify=True, major=5,
     return out
 
 
+def check_image(image, spec):
+    """Refuse an image that is not for this board's chip or not for this offset."""
+    chip, offset = board_flash_info(spec)
+    offset = int(offset, 16)
+    with open(image, "rb") as f:
+        head = f.read(24)
+        f.seek(PARTITION_TABLE_AT - offset)
+        table = f.read(2)
+    name = os.path.basename(image)
+    if len(head) < 24 or head[0] != IMAGE_MAGIC:
+        raise SystemExit("%s is not an ESP32 firmware image (no 0xE9 magic at its start): "
+                         "refusing to flash" % name)
+    found = int.from_bytes(head[12:14], "little")
+    if found != CHIP_IDS[chip]:
+        other = [c for c, i in CHIP_IDS.items() if i == found]
+        raise SystemExit("%s is an image for %s, the board %s is %s: refusing to flash"
+                         % (name, other[0] if other else "chip id %d" % found, spec, chip))
+    if table != PARTITION_MAGIC:
+        raise SystemExit("%s has no partition table at 0x%x once written at 0x%x: not a full "
+                         "image for this offset, refusing to flash" % (name, PARTITION_TABLE_AT, offset))
+    print("image OK: %s image, partition table at 0x%x" % (chip, PARTITION_TABLE_AT))
+
+
 def check_sum(image):
     """Compare the image with firmware/dist/SHA256SUMS (or a SHA256SUMS beside it)."""
     sums = os.path.join(os.path.dirname(os.path.abspath(image)), "SHA256SUMS")
@@ -116,12 +151,14 @@ def main(argv=None):
     p.add_argument("--baud", "-b", type=int, default=460800)
     p.add_argument("--erase", action="store_true", help="erase the whole flash first")
     p.add_argument("--no-verify", action="store_true", help="do not read the image back")
-    p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    p.add_argument("--dry-run", action="store_true", help="check the image, print the commands, run nothing")
+    p.add_argument("--force", action="store_true",
+                   help="flash even if the image header does not look like this board's")
     p.add_argument("--esptool-major", type=int, default=None,
                    help="command spelling of esptool 4 or 5 (default: installed version)")
     args = p.parse_args(argv)
 
-    image = args.image or os.path.join(DIST, args.board + ".bin")
+    image = args.image or os.path.join(DIST, image_name(args.board))
     major = args.esptool_major or esptool_major()
     if major is None:
         if not args.dry_run:
@@ -129,11 +166,12 @@ def main(argv=None):
         major = 5
     cmds = commands(args.board, args.port, image, args.baud, args.erase,
                     not args.no_verify, major)
-    if not args.dry_run:
-        if not os.path.isfile(image):
-            raise SystemExit("no image %s: build it (make esp32 BOARD=%s) or pass --image"
-                             % (image, args.board))
-        check_sum(image)
+    if not os.path.isfile(image):
+        raise SystemExit("no image %s: build it (make esp32 BOARD=%s) or pass --image"
+                         % (os.path.relpath(image), args.board))
+    if not args.force:
+        check_image(image, args.board)
+    check_sum(image)
     for cmd in cmds:
         print("$ " + shlex.join(cmd), flush=True)
         if not args.dry_run:

@@ -6,6 +6,7 @@ pseudo-terminal, and files run on it through mpremote, exactly as on a real
 board: ``mpremote connect <pty> exec <mount /flash> run <file>``.
 
   python3 scripts/qemu_run.py FILE.py [FILE.py ...]   run files, print output
+                                                      (exit status 1 if one raised)
   python3 scripts/qemu_run.py -c "print(1)"           run a snippet
   python3 scripts/qemu_run.py --repl                  interactive REPL (mpremote)
 
@@ -90,6 +91,7 @@ class QemuSession:
         self._last_output = b""
         self._crashed = False
         self.boot_seconds = None   # start() to first REPL prompt
+        self.last_failed = False   # the last program ended with an exception
 
     # -- life cycle ---------------------------------------------------------
 
@@ -107,9 +109,14 @@ class QemuSession:
         t0 = time.monotonic()
         # QEMU's own messages go to a file, not a pipe nobody reads later.
         self._log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
-                                     stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, preexec_fn=_die_with_parent)
+        try:
+            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                         stdout=self._log, stderr=subprocess.STDOUT,
+                                         start_new_session=True, preexec_fn=_die_with_parent)
+        except OSError as e:
+            self._log.close()
+            self._log = None
+            raise QemuError("cannot run %s: %s (make firmware TARGET=qemu installs it)" % (QEMU, e))
         _live.add(self)
         try:
             self.pty = self._read_pty_name()
@@ -233,6 +240,7 @@ class QemuSession:
                             % (self.proc.returncode, text[-4000:]))
         if p.returncode and _mpremote_failed(text):
             raise QemuError("mpremote could not talk to the board:\n" + text[-4000:])
+        self.last_failed = p.returncode != 0   # mpremote exits 1 when the program raised
         return text
 
     def _recover(self):
@@ -348,22 +356,30 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if not (args.files or args.code or args.repl):
         ap.error("give files, -c CODE or --repl")
+    for f in args.files:
+        if not os.path.isfile(f):
+            print("[qemu] error: no file %s" % f, file=sys.stderr)
+            return 2
 
-    s = QemuSession(args.image, icount=args.icount)
     # Stop QEMU on Ctrl-C / SIGTERM too.
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
     rc = 0
+    s = None
     try:
+        s = QemuSession(args.image, icount=args.icount)
         s.start()
         print("[qemu] booted to REPL in %.2fs on %s" % (s.boot_seconds, s.pty), file=sys.stderr)
         if args.code is not None:
             sys.stdout.write(s.run_code(args.code, args.timeout))
             sys.stdout.flush()
+            rc = rc or int(s.last_failed)
         for f in args.files:
             t = time.monotonic()
             sys.stdout.write(s.run_file(f, args.timeout))
             sys.stdout.flush()
-            print("[qemu] %s: %.2fs" % (f, time.monotonic() - t), file=sys.stderr)
+            rc = rc or int(s.last_failed)
+            print("[qemu] %s: %.2fs%s" % (f, time.monotonic() - t,
+                                          ", raised" if s.last_failed else ""), file=sys.stderr)
         if args.repl:
             print("[qemu] mpremote REPL on %s; Ctrl-] to leave" % s.pty, file=sys.stderr)
             rc = subprocess.call(s.mpremote + ["connect", s.pty, "exec", MOUNT, "repl"])
@@ -373,7 +389,8 @@ def main(argv=None):
     except KeyboardInterrupt:
         rc = 130
     finally:
-        s.stop()
+        if s is not None:
+            s.stop()
     return rc
 
 

@@ -1,7 +1,7 @@
 """Reference evaluator of the MicroTetherDB query language, in plain CPython.
 
 Written independently of modules/microtetherdb/query.py (no shared code): it
-interprets the query directly, record by record, following README.md (section "Queries, indexes, ...").
+interprets the query directly, record by record, following docs/queries.md.
 Used by tests/test_query_model.py to check the device engine.
 
 records: iterable of (key: str, doc: dict, tags: list[str], expiry: number|None)

@@ -794,6 +794,17 @@ class MicroTetherDB:
     def values(self, start=None, end=None, prefix=None):
         return self._iter(start, end, prefix, 2)
 
+    def records(self, start=None, end=None, prefix=None):
+        # Iterator of (key, doc, tags list, expiry or None) of the live records
+        # in key order, ranges as keys(); for export (scripts/mtdb.py).
+        self._check_open()
+        s, e = self._range(start, end, prefix)
+        now = self._now()
+        return ((str(kb, "utf-8"), codec.doc(raw), list(h[1]), h[0])
+                for kb, raw in self._records(s, e)
+                for h in (codec.header(raw),)
+                if h[0] is None or h[0] > now)
+
     def __iter__(self):
         return self._iter(None, None, None, 0)
 

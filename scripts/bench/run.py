@@ -4,11 +4,16 @@
 Runs the device-side benchmark programs (dev_*.py beside this file) inside
 the built MicroPython -- the unix port (build/unix/micropython) or the qemu
 Cortex-M3 image (build/qemu/firmware.elf, under `-icount`) -- collects the
-`@@B {json}` lines they print and writes:
+`@@B {json}` lines they print and writes, into build/bench (--out DIR):
 
-  docs/benchmarks.json  all records plus a summary, one section per target
-  docs/benchmarks.md    tables (seed workload, scaled workloads, heap, goals)
-  docs/bench.png        per-operation cost vs database size (matplotlib)
+  benchmarks.json  all records plus a summary, one section per target
+  benchmarks.md    tables (seed workload, scaled workloads, heap, goals)
+  bench.png        per-operation cost vs database size (matplotlib)
+
+With --docs (make bench DOCS=1) it also updates the tracked copies in docs/:
+benchmarks.md, bench.png and benchmarks.json, the latter with the summary
+only (no raw samples). matplotlib (and mpremote for qemu) are installed into
+build/venv when missing, never into the system Python.
 
 Each program is one (implementation, storage mode, workload) triple:
 implementation `raw` (btree + json by a minimal loop, the floor) or `db`
@@ -18,6 +23,7 @@ a fresh interpreter (unix: a new process; qemu: a soft reset).
 
     python3 scripts/bench/run.py --target unix --sizes 100,1000,10000 --runs 5
     python3 scripts/bench/run.py --target qemu --sizes 100,1000
+    python3 scripts/bench/run.py --target qemu --docs     # ... and update docs/
     python3 scripts/bench/run.py --smoke --out /tmp/x    # tiny, for tests
 """
 import argparse
@@ -40,6 +46,9 @@ sys.path.insert(0, HERE)
 import report  # noqa: E402
 
 UNIX_BIN = os.path.join(ROOT, "build", "unix", "micropython")
+OUT = os.path.join(ROOT, "build", "bench")
+DOCS = os.path.join(ROOT, "docs")
+VENV_PYTHON = os.path.join(ROOT, "build", "venv", "bin", "python")
 QEMU_ELF = os.path.join(ROOT, "build", "qemu", "firmware.elf")
 UNIX_HEAP = "32M"
 ICOUNT_SHIFT = 0  # 1 instruction = 2**0 ns of virtual time: us * 1000 = instructions
@@ -47,17 +56,24 @@ MARK = "@@B "
 QEMU_MEM_RAM_PERCENTAGE = 50
 
 
-def need(module, spec):
-    """Import `module`, installing `spec` from PyPI with pip first if it is missing."""
-    import importlib
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        print("[bench] pip install %s" % spec, flush=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                        "--disable-pip-version-check", spec], check=True)
+def need(wanted, argv):
+    """Make the modules of `wanted` ((module, pip spec) pairs) importable: if one
+    is missing, install it into build/venv (created first if needed) and run
+    this script again under build/venv's Python. Never touches the system Python."""
+    import importlib.util
+    missing = [spec for module, spec in wanted if importlib.util.find_spec(module) is None]
+    if not missing:
+        return
+    sys.path.insert(0, ROOT)
+    from firmware.system import venv_python
+    vpy = venv_python()
+    print("[bench] pip install %s into build/venv" % " ".join(missing), flush=True)
+    subprocess.run([vpy, "-m", "pip", "install", "-q", "--disable-pip-version-check"] + missing,
+                   check=True)
+    if os.path.realpath(sys.executable) == os.path.realpath(vpy):
         importlib.invalidate_caches()
-        return importlib.import_module(module)
+        return
+    os.execv(vpy, [vpy, os.path.abspath(__file__)] + list(argv))
 
 
 def program(cfg, impl, work):
@@ -126,7 +142,6 @@ class QemuRunner:
     def __init__(self, elf=QEMU_ELF, shift=ICOUNT_SHIFT):
         if not os.path.exists(elf):
             raise SystemExit("no %s: run `make firmware TARGET=qemu` first" % elf)
-        need("mpremote", "mpremote==1.25.0")
         sys.path.insert(0, os.path.join(ROOT, "scripts"))
         import qemu_run
         self.shift = shift
@@ -234,7 +249,9 @@ def main(argv=None):
                     help="qemu file mode, N > 100: time this many put/get/overwrite/delete "
                          "calls (the rest is written in batches): each flush on LittleFS "
                          "rewrites the file's tail, so N single puts cost O(N^2)")
-    ap.add_argument("--out", default=os.path.join(ROOT, "docs"))
+    ap.add_argument("--out", default=OUT, help="where results go (default build/bench)")
+    ap.add_argument("--docs", action="store_true",
+                    help="also update docs/benchmarks.md, docs/bench.png and docs/benchmarks.json (summary)")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one run, no plot")
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--only", default="", help="comma list of workloads to run (seed,seedflash,n100...)")
@@ -255,6 +272,9 @@ def main(argv=None):
     if args.reps is None:
         args.reps = 3 if args.target == "qemu" else 5
     dbopts = json.loads(args.dbopts)
+    argv_ = sys.argv[1:] if argv is None else list(argv)
+    need(([("mpremote", "mpremote==1.25.0")] if args.target == "qemu" else [])
+         + ([] if args.no_plot else [("matplotlib", "matplotlib==3.11.2")]), argv_)
 
     # SIGTERM (a CI timeout, kill) -> SystemExit, so that `finally` stops QEMU
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
@@ -350,14 +370,13 @@ def main(argv=None):
     data[args.target] = section
     with open(jpath, "w") as f:
         json.dump(data, f, indent=1, sort_keys=True)
-    md = report.markdown(data)
-    with open(os.path.join(args.out, "benchmarks.md"), "w") as f:
-        f.write(md)
-    if not args.no_plot:
-        need("matplotlib", "matplotlib==3.11.2")
-        report.plot(data, os.path.join(args.out, "bench.png"))
+    report.render(data, args.out, with_plot=not args.no_plot)
+    wrote = [jpath]
+    if args.docs:
+        wrote += report.update_docs(data, DOCS, with_plot=not args.no_plot)
     print(report.console(section))
-    print("wrote %s (%d records, %d failures, %.0fs)" % (jpath, len(records), len(failures),
+    print("wrote %s (%d records, %d failures, %.0fs)" % (", ".join(os.path.relpath(p) for p in wrote),
+                                                         len(records), len(failures),
                                                          time.time() - t_start))
     return 1 if failures else 0
 

@@ -5,10 +5,14 @@
 #                                     download ESP-IDF components per chip
 #   docker-build.sh build SPEC...     (docker run --network none) build boards
 #
-# SPEC is BOARD or BOARD-VARIANT, e.g. MTDB_ESP32_GENERIC_S3-SPIRAM_OCT.
+# SPEC is BOARD or BOARD-VARIANT, e.g. MTDB_ESP32_GENERIC_S3-SPIRAM_OCT; the
+# image is written as OUT/<MTDB_IMAGE_PREFIX><SPEC>.bin.
 # Environment: MICROPY_DIR (source, set by the image), PROJECT (repo mount,
-# default /project), OUT (output dir, default /out), HOST_UID/HOST_GID
-# (owner of the outputs on the host).
+# default /project), OUT (output dir, default /out), MTDB_IMAGE_PREFIX
+# (firmware/version.py passes "microtetherdb-<version>-"; default: the same,
+# read from the mounted package), LOCKS (committed component locks, one
+# <chip>/dependencies.lock each), HOST_UID/HOST_GID (owner of the outputs on
+# the host).
 set -euo pipefail
 
 MICROPY_DIR=${MICROPY_DIR:-/opt/micropython}
@@ -16,6 +20,8 @@ PORT_DIR=$MICROPY_DIR/ports/esp32
 PROJECT=${PROJECT:-/project}
 OUT=${OUT:-/out}
 COMPONENTS=${COMPONENTS:-/opt/mtdb/idf-components}
+LOCKS=${LOCKS:-/opt/mtdb/idf-locks}
+TOOLS=${TOOLS:-/opt/mtdb}
 
 # Chips we build for, with the upstream board used to resolve its components.
 CHIP_BOARDS="esp32:ESP32_GENERIC esp32s3:ESP32_GENERIC_S3 esp32c3:ESP32_GENERIC_C3"
@@ -44,13 +50,29 @@ board_chip() {
 }
 
 prefetch() {
+    # A chip with a committed lock (boards/idf-components/<chip>/dependencies.lock)
+    # gets exactly the locked component versions, and the build stops if the
+    # component manager would change the lock. A chip without one is resolved
+    # from the manifest's version ranges; its lock is handed out with the
+    # images (OUT/idf-locks/) to be committed.
     idf_env
     cd "$PORT_DIR"
     for cb in $CHIP_BOARDS; do
         local chip=${cb%%:*} board=${cb#*:}
-        log "resolving ESP-IDF components for $chip (via $board)"
         rm -rf dependencies.lock managed_components "/tmp/prefetch-$chip"
+        if [ -f "$LOCKS/$chip/dependencies.lock" ]; then
+            log "ESP-IDF components for $chip: from the committed lock"
+            cp "$LOCKS/$chip/dependencies.lock" dependencies.lock
+        else
+            log "ESP-IDF components for $chip: no committed lock, resolving (via $board)"
+        fi
         idf.py -D MICROPY_BOARD="$board" -B "/tmp/prefetch-$chip" reconfigure
+        if [ -f "$LOCKS/$chip/dependencies.lock" ] && ! cmp -s "$LOCKS/$chip/dependencies.lock" dependencies.lock; then
+            echo "the component manager changed the committed lock of $chip:" >&2
+            diff "$LOCKS/$chip/dependencies.lock" dependencies.lock >&2 || true
+            echo "(manifest or ESP-IDF changed?) update boards/idf-components/$chip/dependencies.lock on purpose" >&2
+            exit 1
+        fi
         mkdir -p "$COMPONENTS/$chip"
         mv dependencies.lock "$COMPONENTS/$chip/dependencies.lock"
         if [ -d managed_components ]; then
@@ -60,6 +82,17 @@ prefetch() {
         fi
         rm -rf "/tmp/prefetch-$chip"
     done
+}
+
+image_prefix() {
+    if [ -n "${MTDB_IMAGE_PREFIX:-}" ]; then
+        echo "$MTDB_IMAGE_PREFIX"
+        return
+    fi
+    local v
+    v=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$PROJECT/modules/microtetherdb/__init__.py")
+    [ -n "$v" ] || { echo "no __version__ in $PROJECT/modules/microtetherdb/__init__.py" >&2; exit 1; }
+    echo "microtetherdb-$v-"
 }
 
 use_components() {
@@ -97,9 +130,13 @@ build_one() {
     local build=/tmp/build-$name
     rm -rf "$build"
     make -C "$PORT_DIR" BOARD_DIR="$bdir" ${variant:+BOARD_VARIANT=$variant} BUILD="$build"
+    # Fail here, saying by how much, if the app outgrew its partition.
     mkdir -p "$OUT"
-    cp "$build/firmware.bin" "$OUT/$name.bin"
-    log "wrote $OUT/$name.bin ($(stat -c %s "$OUT/$name.bin") bytes)"
+    python3 "$TOOLS/check_app_size.py" "$build" "$PORT_DIR" "$name" | tee -a "$OUT/.app_sizes"
+    local image
+    image=$OUT/$(image_prefix)$name.bin
+    cp "$build/firmware.bin" "$image"
+    log "wrote $image ($(stat -c %s "$image") bytes)"
 }
 
 write_sums() {
@@ -107,6 +144,12 @@ write_sums() {
     # Checksums of every image in the output directory (boards built earlier
     # included), in a stable order.
     find . -maxdepth 1 -name '*.bin' -printf '%f\n' | LC_ALL=C sort | xargs -r sha256sum > SHA256SUMS
+    # The component locks this image was built with, to commit when not yet pinned.
+    local chip
+    for chip in "$COMPONENTS"/*; do
+        mkdir -p "idf-locks/$(basename "$chip")"
+        cp "$chip/dependencies.lock" "idf-locks/$(basename "$chip")/dependencies.lock"
+    done
     {
         echo "micropython_tag=$(git -C "$MICROPY_DIR" describe --tags --always)"
         echo "micropython_commit=$(git -C "$MICROPY_DIR" rev-parse HEAD)"
@@ -114,11 +157,16 @@ write_sums() {
         echo "esp_idf=$(cat "$IDF_PATH/version.txt" 2>/dev/null || git -C "$IDF_PATH" describe --tags 2>/dev/null || echo unknown)"
         git -C "$MICROPY_DIR" submodule status | sed 's/^/submodule /'
         for chip in "$COMPONENTS"/*; do
-            echo "idf_components_lock_sha256 $(basename "$chip") $(sha256sum < "$chip/dependencies.lock" | cut -d' ' -f1)"
+            local c pinned=resolved
+            c=$(basename "$chip")
+            [ -f "$LOCKS/$c/dependencies.lock" ] && pinned=committed
+            echo "idf_components_lock_sha256 $c $(sha256sum < "$chip/dependencies.lock" | cut -d' ' -f1) $pinned"
         done
+        [ -f .app_sizes ] && cat .app_sizes
     } > BUILDINFO.container
+    rm -f .app_sizes
     if [ -n "${HOST_UID:-}" ]; then
-        chown "${HOST_UID}:${HOST_GID:-$HOST_UID}" "$OUT" "$OUT"/*.bin SHA256SUMS BUILDINFO.container
+        chown -R "${HOST_UID}:${HOST_GID:-$HOST_UID}" "$OUT"
     fi
     log "SHA256SUMS:"
     cat SHA256SUMS
@@ -139,6 +187,7 @@ case "$cmd" in
         # MicroPython's build date (py/makeversionhdr.py) comes from here:
         # the commit time of the pinned source, so rebuilds are identical.
         export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$MICROPY_DIR" log -1 --format=%ct)}
+        rm -f "$OUT/.app_sizes"
         for spec in "$@"; do
             build_one "$spec"
         done

@@ -124,6 +124,36 @@ def test_missing_image_is_a_clear_error(tmp_path):
         qemu_run.QemuSession(str(tmp_path / "none.elf")).start()
 
 
+def test_missing_qemu_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(qemu_run, "QEMU", "/nonexistent/qemu-system-arm")
+    with pytest.raises(qemu_run.QemuError, match="cannot run /nonexistent/qemu-system-arm"):
+        qemu_run.QemuSession().start()
+
+
+def test_command_line_exit_status(tmp_path):
+    """0 when the program ran, 1 when it raised, 2 for a missing file or a bad
+    image; errors as one line, never a Python traceback of the runner."""
+    runner = os.path.join(os.path.dirname(qemu_run.__file__), "qemu_run.py")
+
+    def run(*args):
+        p = subprocess.run([sys.executable, runner] + list(args), capture_output=True,
+                           text=True, timeout=120)
+        return p.returncode, p.stdout, p.stderr
+
+    (tmp_path / "ok.py").write_text("print('fine')\n")
+    (tmp_path / "bad.py").write_text("print('before')\n1/0\n")
+    rc, out, err = run(str(tmp_path / "ok.py"), str(tmp_path / "bad.py"))
+    assert rc == 1 and "fine\nbefore\n" in out and "ZeroDivisionError" in out, err
+    assert "bad.py: " in err and ", raised" in err
+    rc, out, _ = run("-c", "print(6 * 7)")
+    assert rc == 0 and out.strip() == "42"
+    rc, out, err = run(str(tmp_path / "none.py"))
+    assert rc == 2 and "no file" in err and "Traceback" not in err
+    for image in (str(tmp_path / "none.elf"), str(tmp_path)):
+        rc, out, err = run("--image", image, "-c", "1")
+        assert rc == 2 and "[qemu] error:" in err and "Traceback" not in err, err
+
+
 def test_clock_is_deterministic_under_icount():
     # With -icount the SysTick counts instructions: the same code takes the
     # same number of ticks every time (used for reproducible benchmarks).

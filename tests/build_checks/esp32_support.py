@@ -1,4 +1,4 @@
-"""Shared helpers of the tests/test_esp32_*.py checks (host-side only).
+"""Shared helpers of the tests/build_checks/test_esp32_*.py checks (host-side only).
 
 The ESP32 toolchain and Docker are not needed: these checks read the board
 files, the Dockerfile and the scripts against the pinned MicroPython 1.25
@@ -10,7 +10,7 @@ import functools
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
@@ -26,8 +26,8 @@ def source_tree():
 
 @functools.lru_cache(maxsize=None)
 def mpy_cross():
-    from firmware import target_esp32
-    return target_esp32.ensure_mpy_cross()[1]
+    from firmware import mpy
+    return mpy.mpy_cross()
 
 
 def esp32_boards():

@@ -18,6 +18,7 @@ from esp32_support import ROOT, esp32_boards, image_specs, source_tree
 dockerfile = pytest.importorskip("dockerfile", reason="pip install -r tests/requirements.txt")
 
 from firmware import pins, target_esp32  # noqa: E402
+from firmware.version import image_name, image_prefix  # noqa: E402
 
 DOCKERFILE = os.path.join(ROOT, "Dockerfile")
 BUILD_SH = os.path.join(ROOT, "scripts", "esp32", "docker-build.sh")
@@ -83,8 +84,8 @@ def test_pins_agree_with_firmware_pins():
     assert args["MICROPY_COMMIT"] == e["micropython_commit"]
     assert args["MICROPY_TREE_SHA256"] == e["micropython_tree_sha256"]
     assert re.fullmatch(r"[0-9a-f]{64}", e["micropython_tree_sha256"])
-    if e["micropython_commit"]:
-        assert re.fullmatch(r"[0-9a-f]{40}", e["micropython_commit"])
+    # v1.25.0 is this commit (checked against the upstream repository).
+    assert e["micropython_commit"] == "f498a16c7db6d4b2de200b3e0856528dfe0613c3"
     # The driver passes the same values.
     cmd = target_esp32.docker_build_command()
     for k, v in (("IDF_IMAGE", e["idf_image"]), ("MICROPY_TAG", e["micropython_tag"]),
@@ -154,9 +155,9 @@ def test_copy_sources_exist_and_are_in_the_build_context():
     for c in parsed():
         if c.cmd.upper() == "COPY":
             for src in c.value[:-1]:
-                assert os.path.isfile(os.path.join(ROOT, src)), src
+                assert os.path.exists(os.path.join(ROOT, src)), src
                 # .dockerignore excludes everything but what is re-included.
-                assert "!" + src in ignore, src
+                assert "!" + src.rstrip("/") in ignore, src
 
 
 def test_submodule_step_uses_upstream_boards_that_exist():
@@ -235,17 +236,16 @@ def test_driver_runs_offline_read_only_with_the_pinned_image():
         target_esp32.resolve_specs("ESP32_GENERIC")
 
 
-def test_build_script_flow_with_stand_in_tools(tmp_path):
-    """docker-build.sh build, with `make` and `idf.py` replaced by stand-ins.
-
-    Checks the script's own logic: the chip's prefetched component lock goes
-    into the port before `make`, make gets BOARD_DIR/BOARD_VARIANT/BUILD, the
-    image lands as OUT/<spec>.bin, SHA256SUMS lists every image, BUILDINFO
-    records the MicroPython commit and SOURCE_DATE_EPOCH is the commit time.
-    """
+def _stand_in_build(tmp_path, app_size=1000):
+    """A fake MicroPython checkout, prefetched components and stand-ins for
+    `make` (writes firmware.bin, an app of app_size bytes and the sdkconfig
+    naming the partition table) and `idf.py`; returns (env, make log, out)."""
     mp = tmp_path / "micropython"
     (mp / "ports" / "esp32").mkdir(parents=True)
     (mp / "README.md").write_text("stand-in\n")
+    # the port's own 4 MiB table: app partition 0x1F0000
+    (mp / "ports" / "esp32" / "partitions-4MiB.csv").write_text(
+        open(os.path.join(source_tree(), "ports", "esp32", "partitions-4MiB.csv")).read())
     git = ["git", "-C", str(mp), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run(["git", "init", "-q", str(mp)], check=True)
     subprocess.run(git + ["add", "."], check=True)
@@ -269,13 +269,35 @@ def test_build_script_flow_with_stand_in_tools(tmp_path):
         'for a in "$@"; do case "$a" in BUILD=*) B=${a#BUILD=};; esac; done\n'
         'echo "ARGS $* SDE=$SOURCE_DATE_EPOCH LOCK=$(cat "$MICROPY_DIR/ports/esp32/dependencies.lock")'
         ' COMP=$(ls "$MICROPY_DIR/ports/esp32/managed_components")" >> "%s"\n'
-        'mkdir -p "$B"; printf "image of %%s" "$*" > "$B/firmware.bin"\n' % log)
+        'mkdir -p "$B"; printf "image of %%s" "$*" > "$B/firmware.bin"\n'
+        'head -c %d /dev/zero > "$B/micropython.bin"\n'
+        'echo \'CONFIG_PARTITION_TABLE_CUSTOM_FILENAME="partitions-4MiB.csv"\' > "$B/sdkconfig"\n'
+        % (log, app_size))
     for f in ("idf.py", "make"):
         os.chmod(bin_ / f, 0o755)
     out = tmp_path / "out"
+    locks = tmp_path / "locks"
+    (locks / "esp32s3").mkdir(parents=True)
+    (locks / "esp32s3" / "dependencies.lock").write_text("target: esp32s3\n")
     env = dict(os.environ, PATH="%s:%s" % (bin_, os.environ["PATH"]), MICROPY_DIR=str(mp),
-               PROJECT=ROOT, OUT=str(out), COMPONENTS=str(comp), IDF_PATH=str(idf))
+               PROJECT=ROOT, OUT=str(out), COMPONENTS=str(comp), IDF_PATH=str(idf),
+               TOOLS=os.path.join(ROOT, "scripts", "esp32"), LOCKS=str(locks),
+               MTDB_IMAGE_PREFIX=image_prefix())
     env.pop("SOURCE_DATE_EPOCH", None)
+    return env, log, out
+
+
+def test_build_script_flow_with_stand_in_tools(tmp_path):
+    """docker-build.sh build, with `make` and `idf.py` replaced by stand-ins.
+
+    Checks the script's own logic: the chip's prefetched component lock goes
+    into the port before `make`, make gets BOARD_DIR/BOARD_VARIANT/BUILD, the
+    image lands as OUT/microtetherdb-<version>-<spec>.bin, SHA256SUMS lists
+    every image, BUILDINFO records the MicroPython commit, the locks (and
+    which were committed) and the app's headroom, SOURCE_DATE_EPOCH is the
+    commit time, and the locks used are handed out for committing.
+    """
+    env, log, out = _stand_in_build(tmp_path)
     specs = ["MTDB_ESP32_GENERIC_S3-SPIRAM_OCT", "MTDB_ESP32_GENERIC_C3"]
     r = subprocess.run(["bash", BUILD_SH, "build"] + specs, env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -288,12 +310,55 @@ def test_build_script_flow_with_stand_in_tools(tmp_path):
     assert all("SDE=1700000000" in c for c in calls)
     sums = (out / "SHA256SUMS").read_text().splitlines()
     import hashlib
-    assert sorted(l.split()[1] for l in sums) == sorted(s + ".bin" for s in specs)
+    assert sorted(l.split()[1] for l in sums) == sorted(image_name(s) for s in specs)
     for line in sums:
         h, name = line.split()
         assert hashlib.sha256((out / name).read_bytes()).hexdigest() == h
     info = (out / "BUILDINFO.container").read_text()
-    head = subprocess.run(["git", "-C", str(mp), "rev-parse", "HEAD"], capture_output=True,
+    head = subprocess.run(["git", "-C", env["MICROPY_DIR"], "rev-parse", "HEAD"], capture_output=True,
                           text=True).stdout.strip()
     assert "micropython_commit=%s" % head in info and "source_date_epoch=1700000000" in info
-    assert "esp_idf=v5.2.2" in info and "idf_components_lock_sha256 esp32s3 " in info
+    assert "esp_idf=v5.2.2" in info
+    assert re.search(r"^idf_components_lock_sha256 esp32s3 [0-9a-f]{64} committed$", info, re.M)
+    assert re.search(r"^idf_components_lock_sha256 esp32c3 [0-9a-f]{64} resolved$", info, re.M)
+    room = 0x1F0000 - 1000
+    assert "app_size MTDB_ESP32_GENERIC_C3 1000 %d %d" % (0x1F0000, room) in info
+    assert (out / "idf-locks" / "esp32c3" / "dependencies.lock").read_text() == "target: esp32c3\n"
+    assert not (out / ".app_sizes").exists()
+
+
+def test_build_stops_when_the_app_outgrows_its_partition(tmp_path):
+    env, log, out = _stand_in_build(tmp_path, app_size=0x1F0000 + 5)
+    r = subprocess.run(["bash", BUILD_SH, "build", "MTDB_ESP32_GENERIC"], env=env,
+                       capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "MTDB_ESP32_GENERIC does not fit: the app is %d bytes, its partition " \
+           "(partitions-4MiB.csv) %d bytes: 5 bytes too many" % (0x1F0000 + 5, 0x1F0000) in r.stderr
+    assert not list(out.glob("*.bin"))
+
+
+@pytest.mark.parametrize("changes", [False, True])
+def test_prefetch_uses_the_committed_lock_and_refuses_to_change_it(tmp_path, changes):
+    env, log, out = _stand_in_build(tmp_path)
+    port = os.path.join(env["MICROPY_DIR"], "ports", "esp32")
+    # idf.py stand-in: keeps a lock it finds (as the component manager does when
+    # the lock satisfies the manifest), else resolves; or always re-resolves.
+    idf = os.path.join(tmp_path, "bin", "idf.py")
+    with open(idf, "w") as f:
+        f.write("#!/bin/bash\nchip=$(echo \"$*\" | sed -n 's/.*prefetch-\\([a-z0-9]*\\).*/\\1/p')\n"
+                + ("" if changes else "[ -f dependencies.lock ] && exit 0\n")
+                + "echo \"resolved: $chip\" > dependencies.lock\n")
+    os.chmod(idf, 0o755)
+    comp = tmp_path / "fresh-components"
+    env["COMPONENTS"] = str(comp)
+    r = subprocess.run(["bash", BUILD_SH, "prefetch"], env=env, capture_output=True, text=True,
+                       cwd=port)
+    if changes:
+        assert r.returncode != 0
+        assert "the component manager changed the committed lock of esp32s3" in r.stderr
+    else:
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert (comp / "esp32s3" / "dependencies.lock").read_text() == "target: esp32s3\n"
+        assert (comp / "esp32" / "dependencies.lock").read_text() == "resolved: esp32\n"
+        assert "esp32s3: from the committed lock" in r.stdout
+        assert "esp32: no committed lock, resolving" in r.stdout

@@ -21,7 +21,7 @@ import pytest
 
 from esp32_support import ROOT
 
-from firmware import target_esp32, target_unix  # noqa: E402
+from firmware import mpy, target_unix  # noqa: E402
 
 PKG = os.path.join(ROOT, "modules", "microtetherdb")
 
@@ -64,7 +64,7 @@ def mip_install_local(package_json, dest):
 def test_package_json_is_current_and_complete():
     with open(os.path.join(ROOT, "package.json")) as f:
         pkg = json.load(f)
-    assert pkg == target_esp32.package_json(), \
+    assert pkg == mpy.package_json(), \
         "package.json is stale: run `python3 -m firmware package-json`"
     targets = sorted(t for t, _ in pkg["urls"])
     assert targets == sorted("microtetherdb/" + n for n in os.listdir(PKG) if n.endswith(".py"))
@@ -97,7 +97,7 @@ def fresh_py_package(tmp_path):
     independent of whether the top-level package.json is current (that is
     test_package_json_is_current_and_complete's job).
     """
-    pkg = target_esp32.package_json()
+    pkg = mpy.package_json()
     pkg["urls"] = [[t, os.path.relpath(os.path.join(ROOT, u), str(tmp_path))]
                    for t, u in pkg["urls"]]
     path = tmp_path / "py-package.json"
@@ -152,7 +152,7 @@ def min_heap(micropypath):
 
 
 def test_mpy_package_installs_and_runs_from_the_filesystem(tmp_path):
-    out = target_esp32.build_mpy(out=str(tmp_path / "mpy"))
+    out = mpy.build_mpy(out=str(tmp_path / "mpy"))
     with open(os.path.join(out, "package.json")) as f:
         pkg = json.load(f)
     assert sorted(t for t, _ in pkg["urls"]) == sorted(
@@ -169,7 +169,7 @@ def test_mpy_package_installs_and_runs_from_the_filesystem(tmp_path):
 
 def test_ram_cost_frozen_vs_mpy_vs_py(tmp_path):
     """Prints the heap the DB costs when frozen, as .mpy and as .py (figures, no asserts on size)."""
-    mpy_lib = mip_install_local(os.path.join(target_esp32.build_mpy(out=str(tmp_path / "mpy")),
+    mpy_lib = mip_install_local(os.path.join(mpy.build_mpy(out=str(tmp_path / "mpy")),
                                              "package.json"), str(tmp_path / "fs_mpy"))
     py_lib = mip_install_local(fresh_py_package(tmp_path), str(tmp_path / "fs_py"))
     rows = []
@@ -233,7 +233,7 @@ def test_mip_install_and_ram_on_a_32_bit_board(tmp_path):
     if not os.path.exists(qemu_run.IMAGE):
         from firmware.__main__ import build_firmware
         build_firmware("qemu")  # make test builds it next anyway (cached)
-    mpy_pkg = os.path.join(target_esp32.build_mpy(out=str(tmp_path / "mpy")), "package.json")
+    mpy_pkg = os.path.join(mpy.build_mpy(out=str(tmp_path / "mpy")), "package.json")
     s = qemu_run.QemuSession()
     s.start()
     try:
