@@ -44,12 +44,15 @@ def out(case, d, extra=None):
     emit(d)
 
 
-def ops(dev, n, fn, pre=None):
+def ops(dev, n, fn, pre=None, split=None):
     # run fn(i) for i in 0..n-1 (pre(i) first, not counted): counters per op
-    # plus the worst single op
+    # plus the worst single op; split(i) true: op i also counted apart
+    # ("sp_n", "sp_pr_bytes", "sp_erases", "sp_er_bytes", "sp_pr_cmds")
     c = dev.c
     k = len(c)
     tot = [0] * k
+    sp = [0] * k
+    nsp = 0
     mxe = 0
     mxp = 0
     ne = 0
@@ -60,6 +63,10 @@ def ops(dev, n, fn, pre=None):
         fn(i)
         for j in range(k):
             tot[j] += c[j] - a[j]
+        if split is not None and split(i):
+            nsp += 1
+            for j in range(k):
+                sp[j] += c[j] - a[j]
         e = c[5] - a[5]
         p = c[3] - a[3]
         if e:
@@ -75,6 +82,10 @@ def ops(dev, n, fn, pre=None):
     d["max_erases"] = mxe
     d["max_pr_bytes"] = mxp
     d["erase_ops"] = ne / n
+    if split is not None:
+        d["sp_n"] = nsp
+        for j in (2, 3, 4, 5, 6):
+            d["sp_" + NAMES[j]] = sp[j] / nsp if nsp else 0
     return d
 
 
@@ -203,7 +214,7 @@ def put_main():
     size0 = files_size()
     gc.collect()
     t1 = time.ticks_ms()
-    d = ops(dev, m, one)
+    d = ops(dev, m, one, split=lambda i: i % 4 == 3)  # apart: the overwrites
     close()
     t2 = time.ticks_ms()
     out("put", d, {"impl": impl, "var": var, "records": n, "file_bytes": size0,
@@ -236,10 +247,12 @@ def prim_inline_limit(lo, hi):
     dev = fs_mount(512)
     limit = None
     for s in range(lo, hi + 1):
+        p = MP + "/i%d" % s
         u0 = used_blocks()
-        wfile(MP + "/i%d" % s, REC[:s])
+        wfile(p, REC[:s])
         if used_blocks() == u0:
             limit = s
+        os.remove(p)
     out("inline_limit", {"limit": limit, "lo": lo, "hi": hi})
     umount(MP)
 
@@ -404,7 +417,7 @@ def prim_main():
     for case in only:
         if case == "inline_limit":
             if FS == "lfs":
-                prim_inline_limit(CFG.get("lim_lo", 96), CFG.get("lim_hi", 160))
+                prim_inline_limit(CFG.get("lim_lo", 96), CFG.get("lim_hi", 640))
         elif case == "create":
             prim_create_size(CFG.get("sizes", (16, 32, 64, 96, 100, 128, 129, 160, 256, 512)), 64)
         elif case == "rewrite":

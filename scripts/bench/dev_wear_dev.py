@@ -100,55 +100,46 @@ class FlashDev:
             self.wear[i] = 0
 
     def max_wear(self):
-        m = 0
-        for w in self.wear:
-            if w > m:
-                m = w
-        return m
+        return max(self.wear)
 
     # -- storage --------------------------------------------------------
-    def _read(self, b, off, mv):
-        if self.back is not None:
-            self.back.readblocks(b, mv, off)
-            return
-        n = len(mv)
+    def _spans(self, b, off, n):
+        # (block, offset in it, offset in the buffer, length) of n bytes at (b, off)
         pos = 0
         bs = self.bs
-        ff = memoryview(self.ff)
         while pos < n:
             k = bs - off
             if k > n - pos:
                 k = n - pos
+            yield b, off, pos, k
+            pos += k
+            b += 1
+            off = 0
+
+    def _read(self, b, off, mv):
+        if self.back is not None:
+            self.back.readblocks(b, mv, off)
+            return
+        ff = memoryview(self.ff)
+        for b, off, pos, k in self._spans(b, off, len(mv)):
             blk = self.blocks[b]
             if blk is None:
                 mv[pos:pos + k] = ff[:k]
             else:
                 mv[pos:pos + k] = memoryview(blk)[off:off + k]
-            pos += k
-            b += 1
-            off = 0
 
     def _store(self, b, off, mv):
         # program mv at (b, off); may span blocks (simple interface)
         if self.back is not None:
             self.back.writeblocks(b, mv, off)
             return
-        n = len(mv)
-        pos = 0
-        bs = self.bs
-        while pos < n:
-            k = bs - off
-            if k > n - pos:
-                k = n - pos
+        for b, off, pos, k in self._spans(b, off, len(mv)):
             blk = self.blocks[b]
             if blk is None:
-                blk = self.blocks[b] = bytearray(self.ff[:bs])
+                blk = self.blocks[b] = bytearray(self.ff[:self.bs])
             elif self.check and blk[off:off + k] != self.ff[:k]:
                 self.c[_BAD] += 1
             blk[off:off + k] = mv[pos:pos + k]
-            pos += k
-            b += 1
-            off = 0
 
     def _erase(self, b, nblk):
         # erase nblk blocks from b (data and counters)

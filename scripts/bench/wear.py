@@ -171,6 +171,19 @@ def table(head, rows):
     return "\n".join(lines)
 
 
+def split_put(r):
+    """(new-key puts, overwrites) of a put record: counters per put, or None."""
+    if not r.get("sp_n"):
+        return None, None
+    n, k = r["n"], r["sp_n"]
+    ow = {"pr_bytes": r["sp_pr_bytes"], "erases": r["sp_erases"], "er_bytes": r["sp_er_bytes"],
+          "pr_cmds": r["sp_pr_cmds"]}
+    new = {}
+    for f in ow:
+        new[f] = (r[f] * n - ow[f] * k) / (n - k)
+    return new, ow
+
+
 def md_put(recs):
     parts = []
     for fs in labels(recs):
@@ -192,15 +205,15 @@ def md_put(recs):
             for impl, var in PUT_VARIANTS:
                 r = one(rs, records=n, impl=impl, var=var)
                 if r:
+                    new, ow = split_put(r)
                     rows.append(["{:,}".format(n), "%s/%s" % (impl, var), kb(r["file_bytes"]),
-                                 "%.0f" % r["pr_ops"], "%d" % r["max_erases"],
-                                 "%.2f" % r["erase_ops"], kb(r["rd_bytes"]), r["wear_max"],
-                                 r["n"]])
-        parts.append("Details (%s): file size after the fill, program ops per put, worst put's "
-                     "erases, share of puts that erased, bytes read per put, most-erased block, "
-                     "puts measured\n\n" % fs +
-                     table(["records", "impl/variant", "file", "prog ops", "max erases",
-                            "erase share", "read", "max wear", "puts"], rows))
+                                 cell(new), cell(ow), "%d" % r["max_erases"],
+                                 kb(r["rd_bytes"]), r["wear_max"], r["n"]])
+        parts.append("Details (%s): file size after the fill; new-key puts and overwrites of a "
+                     "random existing record (every 4th put) apart; the worst put's erases; "
+                     "bytes read per put; most erases of one block; puts measured\n\n" % fs +
+                     table(["records", "impl/variant", "file", "new-key put", "overwrite",
+                            "max erases", "read", "max wear", "puts"], rows))
     return "\n\n".join(parts)
 
 
