@@ -1,7 +1,7 @@
 // MicroTetherDB qemu board glue (mps2-an385, Cortex-M3, run by qemu-system-arm).
 //
 // The qemu port links with -nostdlib and has no clock, so this file provides:
-//  1. malloc/free/calloc/realloc on MicroPython's GC heap and __errno, for
+//  1. malloc/free/calloc/realloc as tracked GC-heap blocks and __errno, for
 //     Berkeley DB (btree) and mp_stream_posix_*();
 //  2. a clock from the Cortex-M SysTick (an emulated timer: under -icount it
 //     counts executed instructions, so it is deterministic) for the time module;
@@ -25,10 +25,19 @@
 #include "lib/oofatfs/ff.h"
 
 // ---------------------------------------------------------------------------
-// 1. C heap for Berkeley DB, on the GC heap.
+// 1. C heap for Berkeley DB, on the GC heap, as tracked allocations.
 //
-// Blocks stay alive because the GC scans heap blocks conservatively: the DB
-// structures hang off the btree object (a GC object) through head pointers.
+// MicroPython's GC keeps a block alive only through a pointer to its start,
+// while Berkeley DB holds pointers into its blocks (a page is `bucket + 1`).
+// Plain gc_alloc() blocks could therefore be collected while btree still used
+// them (a collection runs inside any allocation that finds the heap full):
+// a use-after-free on the GC heap, seen as random NameErrors and HardFaults
+// after out-of-memory errors. m_tracked_calloc() links every block into a
+// list rooted in the VM state, so nothing btree holds is ever collected; it
+// returns NULL when the heap is full, which Berkeley DB reports as ENOMEM.
+// (ESP32 images use ESP-IDF's C heap: this is board glue for qemu only.)
+
+#define TRACKED_HDR (2 * sizeof(void *)) // m_tracked_node_t: prev, next (GC on)
 
 static int board_errno;
 
@@ -37,7 +46,7 @@ int *__errno(void) {
 }
 
 void *malloc(size_t size) {
-    void *p = gc_alloc(size ? size : 1, 0); // gc_alloc(0) would be NULL
+    void *p = m_tracked_calloc(1, size ? size : 1);
     if (p == NULL) {
         board_errno = ENOMEM;
     }
@@ -45,9 +54,7 @@ void *malloc(size_t size) {
 }
 
 void free(void *ptr) {
-    if (ptr != NULL) {
-        gc_free(ptr);
-    }
+    m_tracked_free(ptr); // (NULL: nothing)
 }
 
 void *calloc(size_t nmemb, size_t size) {
@@ -55,18 +62,24 @@ void *calloc(size_t nmemb, size_t size) {
         board_errno = ENOMEM;
         return NULL;
     }
-    void *p = malloc(nmemb * size);
-    if (p != NULL) {
-        memset(p, 0, nmemb * size);
-    }
-    return p;
+    return malloc(nmemb * size); // m_tracked_calloc zeroes
 }
 
 void *realloc(void *ptr, size_t size) {
-    void *p = gc_realloc(ptr, size, true);
-    if (p == NULL && size != 0) {
-        board_errno = ENOMEM;
+    if (ptr == NULL) {
+        return malloc(size);
     }
+    if (size == 0) {
+        free(ptr);
+        return NULL;
+    }
+    size_t old = gc_nbytes((uint8_t *)ptr - TRACKED_HDR) - TRACKED_HDR;
+    void *p = malloc(size);
+    if (p == NULL) {
+        return NULL; // the old block stays valid, as realloc() promises
+    }
+    memcpy(p, ptr, old < size ? old : size);
+    free(ptr);
     return p;
 }
 

@@ -25,6 +25,8 @@
 
 // modbtree talks to its stream through mp_stream_posix_*().
 #define MICROPY_STREAMS_POSIX_API               (1)
+// Berkeley DB's malloc/free (board.c) as tracked allocations, see there.
+#define MICROPY_TRACKED_ALLOC                   (1)
 
 // Start the SysTick and the UART receive interrupt (idempotent, run by mp_init()).
 #define MICROPY_PORT_INIT_FUNC                  mtdb_board_init()

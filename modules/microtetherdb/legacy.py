@@ -7,7 +7,7 @@
 import btree
 import json
 
-from . import repair
+from . import btpage
 from .db import META, MicroTetherDB
 
 
@@ -82,7 +82,7 @@ def migrate(src, dst, clock=None, report=_print_problem):
             raise
     f = open(src, "rb")
     try:
-        repair.check(f, src)  # btree trusts its pages: prove the file sound first
+        btpage.check(f, src)  # btree trusts its pages: prove the file sound first
         old = btree.open(f)
         try:
             if (old.get(META) or b"")[:4] == b"MTDB":

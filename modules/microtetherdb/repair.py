@@ -122,13 +122,12 @@ def repair(path, backup=None):
     import btree
     from . import codec, filestore
 
-    path = filestore.normpath(path)
+    given = path  # reported as given; normalized for the owner check
     if backup is None:
         backup = path + ".corrupt"
-    else:
-        backup = filestore.normpath(backup)
+    path = filestore.normpath(path)
     if not filestore.exists(path):
-        raise OSError(filestore.ENOENT, "%s: no such file" % path)
+        raise OSError(filestore.ENOENT, "%s: no such file" % given)
     filestore.claim(path, repair)  # not while a MicroTetherDB has it open
     try:
         filestore.recover(path)
@@ -183,12 +182,12 @@ def repair(path, backup=None):
         except BaseException:
             filestore.abort_replace(path)
             raise
-        filestore.finish_replace(path, backup)
+        filestore.finish_replace(path, filestore.normpath(backup))
     finally:
         filestore.release(path, repair)
     c = info["count"]
     return {
-        "path": path,
+        "path": given,
         "backup": backup,
         "recovered": n,
         "lost": None if c is None else (c - n if c > n else 0),
