@@ -123,7 +123,12 @@ class QemuSession:
             # Keep our own descriptor on the pty for the whole session: QEMU
             # then never sees the terminal hang up between two mpremote runs
             # (it would poll for the next connection only once a second).
-            self._fd = os.open(self.pty, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+            try:
+                self._fd = os.open(self.pty, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+            except OSError as e:  # QEMU exited (e.g. a bad image) and took its pty along
+                self.proc.wait(timeout=10)
+                raise QemuError("QEMU exited with code %s before its serial port could be opened (%s); "
+                                "QEMU said: %s" % (self.proc.returncode, e, self._qemu_output()))
             if not self._prompt(b"\r", self.boot_timeout):
                 why = ("QEMU exited with code %s" % self.proc.returncode
                        if self.proc.poll() is not None else "no prompt within %ss" % self.boot_timeout)

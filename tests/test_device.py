@@ -82,21 +82,27 @@ def _device_tests():
 
 
 def _parse(output):
-    """Map test name -> (status, detail) from the footer's status lines."""
-    results, current, lines = {}, None, []
+    """Map test name -> (status, detail) from the footer's status lines. A
+    failure's detail is its traceback, after what the test printed."""
+    results, current, lines, printed = {}, None, [], []
     for line in output.splitlines():
         if line.startswith("@@PASS "):
             results[line[7:].strip()] = ("pass", "")
+            printed = []
         elif line.startswith("@@SKIP "):
             name, _, why = line[7:].partition(" ")
             results[name] = ("skip", why)
+            printed = []
         elif line.startswith("@@FAIL "):
             current, lines = line[7:].strip(), []
         elif line.startswith("@@END ") and current:
-            results[current] = ("fail", "\n".join(lines))
-            current = None
+            out = ("printed:\n" + "\n".join(printed[-40:]) + "\n") if printed else ""
+            results[current] = ("fail", out + "\n".join(lines))
+            current, printed = None, []
         elif current:
             lines.append(line)
+        else:
+            printed.append(line)
     return results
 
 

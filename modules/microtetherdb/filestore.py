@@ -181,7 +181,12 @@ def release(path, owner):
 
 def forget():
     # Tests that simulate a power cut in one interpreter: the open objects
-    # are never used again, their files may be opened anew.
+    # are never used again (their handles are dropped, nothing committed:
+    # on a board btree's memory is not collected, so it is freed here), and
+    # their files may be opened anew.
+    for st in list(_owners.values()):
+        if isinstance(st, FileStore):
+            st.close_handles()
     _owners.clear()
 
 
@@ -353,8 +358,8 @@ class Pager(io.IOBase):
         self.end = self.size           # btree's view of the size
         self.pos = 0
         n = self.limit = (BUDGET if budget is None else budget) // psize
-        mv = memoryview(bytearray(n * psize))  # one block: no heap fragments
-        self.slots = [mv[i * psize:(i + 1) * psize] for i in range(n)]
+        # page-sized blocks: a fragmented heap may have no room for one big one
+        self.slots = [bytearray(psize) for _ in range(n)]
         self.stack = bytearray(range(n))  # free slot numbers (n < 256)
         self.sp = n
         ov = self.ov = {}  # page offset -> slot number, pages since the commit

@@ -219,7 +219,7 @@ def run_config(kind, bs, nblocks, autoflush):
             assert_ok = r.enospc
             r.step()
             assert r.enospc == assert_ok, "%s/%d: ENOSPC after space was freed (step %d)" % (kind, bs, r.i)
-        db.compact()
+        r.call("compact", db.compact, lambda m: None)  # (MemoryError possible on qemu)
         db.put("last", {"n": 1})
         r.model["last"] = ({"n": 1}, None)
         if autoflush:
