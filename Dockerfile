@@ -17,6 +17,9 @@
 #    upstream repository), and its content checked against MICROPY_TREE_SHA256,
 #    the digest of the same release's sha256-verified Debian source tarball
 #    (scripts/esp32/tree_digest.py). The commit fixes the submodule commits.
+#  - One MicroPython fix, applied after that check: firmware/patches/
+#    micropython-module-oom.patch (an import that ran out of memory left a
+#    NULL module in sys.modules; later imports of it crashed).
 #  - ESP-IDF components (mdns, esp_tinyusb): from the lock committed per chip
 #    in boards/idf-components/<chip>/dependencies.lock when there is one.
 ARG IDF_IMAGE=espressif/idf:v5.2.2
@@ -40,6 +43,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 COPY scripts/esp32/tree_digest.py scripts/esp32/docker-build.sh scripts/esp32/check_app_size.py /opt/mtdb/
+COPY firmware/patches/micropython-module-oom.patch /opt/mtdb/
 COPY boards/idf-components/ /opt/mtdb/idf-locks/
 
 # MicroPython at the pinned release, verified before anything else uses it.
@@ -47,7 +51,8 @@ RUN git clone --depth 1 --branch "${MICROPY_TAG}" "${MICROPY_REPO}" "${MICROPY_D
  && { test "$(git -C "${MICROPY_DIR}" rev-parse HEAD)" = "${MICROPY_COMMIT}" \
       || { echo "MicroPython ${MICROPY_TAG} is not commit ${MICROPY_COMMIT}" >&2; exit 1; }; } \
  && python3 /opt/mtdb/tree_digest.py "${MICROPY_DIR}" --expect "${MICROPY_TREE_SHA256}" \
- && git -C "${MICROPY_DIR}" rev-parse HEAD
+ && git -C "${MICROPY_DIR}" rev-parse HEAD \
+ && patch -s -p1 -d "${MICROPY_DIR}" -i /opt/mtdb/micropython-module-oom.patch
 
 # Submodules the ESP32 build needs (lib/berkeley-db-1.xx, lib/micropython-lib,
 # lib/tinyusb; the port uses ESP-IDF's lwIP, not lib/lwip), at the commits the

@@ -31,7 +31,9 @@ DB1_COMPAT = {
 BERKELEY_DB_PATCH = "firmware/patches/berkeley-db-micropython.patch"
 
 # Our patches to the MicroPython tree itself (applied with patch -p1 at its top).
-MICROPYTHON_PATCHES = ["firmware/patches/micropython-unix-frozen-path.patch"]
+MICROPYTHON_PATCHES = ["firmware/patches/micropython-unix-frozen-path.patch",
+                       # an import that runs out of memory left a NULL module in sys.modules
+                       "firmware/patches/micropython-module-oom.patch"]
 
 # Host packages the build and the tests need (Debian names).
 APT_BUILD = ["build-essential", "pkg-config", "python3", "patch", "xz-utils", "ca-certificates",

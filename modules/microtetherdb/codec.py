@@ -161,3 +161,60 @@ def decode(raw):
     # -> (expiry or None, tags tuple, doc dict)
     e, t = header(raw)
     return e, t, doc(raw)
+
+
+# --- commit records (format 2's log: chunkstore.py) ---------------------------
+# The records a commit makes durable, as bytes: for each key, u8 key length,
+# the key, then a varint of (value length + 1) and the stored value, or 0 for
+# a deletion. Replaying a commit record sets each key to its value again:
+# applying it twice changes nothing.
+
+def log_record(pend):
+    # pend: dict key bytes -> stored value, or None for a deletion
+    out = bytearray()
+    for kb in pend:
+        raw = pend[kb]
+        out.append(len(kb))
+        out.extend(kb)
+        if raw is None:
+            out.append(0)
+            continue
+        n = len(raw) + 1
+        while n > 0x7F:
+            out.append(0x80 | (n & 0x7F))
+            n >>= 7
+        out.append(n)
+        out.extend(raw)
+    return out
+
+
+def log_entries(rec):
+    # -> list of (key bytes, stored value or None); CorruptDBError if damaged
+    out = []
+    p = 0
+    end = len(rec)
+    try:
+        while p < end:
+            k = rec[p]
+            kb = bytes(rec[p + 1:p + 1 + k])
+            p += 1 + k
+            n = 0
+            sh = 0
+            while True:
+                c = rec[p]
+                p += 1
+                n |= (c & 0x7F) << sh
+                sh += 7
+                if not c & 0x80:
+                    break
+            if n == 0:
+                out.append((kb, None))
+                continue
+            n -= 1
+            if p + n > end or not k:
+                raise IndexError
+            out.append((kb, bytes(rec[p:p + n])))
+            p += n
+    except IndexError:
+        raise CorruptDBError("damaged commit record")
+    return out

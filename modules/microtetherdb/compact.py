@@ -84,6 +84,22 @@ def _write_copy(bt, path, psize, csize):
     _step("written")
 
 
+def _write_copy2(bt, path, psize, csize):
+    # Format 2: the copy is a new database folder, written as one checkpoint.
+    from .chunkstore import ChunkStore
+
+    cs = ChunkStore(path, psize, csize)
+    try:
+        _copy(bt, cs.bt)
+        _step("copied")
+        cs.checkpoint()
+        cs.close()
+    except BaseException:
+        cs.abandon()
+        raise
+    _step("written")
+
+
 def room_needed(st):
     # Bytes the copy needs: the live part of the file, packed, plus a few
     # pages and filesystem blocks of slack.
@@ -107,7 +123,10 @@ def compact(db):
     new = filestore.begin_replace(path)
     _step("start")
     try:
-        _write_copy(db._bt, new, st.psize, st.csize)
+        if st.logs:
+            _write_copy2(db._bt, new, st.psize, st.csize)
+        else:
+            _write_copy(db._bt, new, st.psize, st.csize)
     except Cut:
         raise
     except BaseException as e:
@@ -154,8 +173,7 @@ def _reopen(db, st):
     import gc
 
     gc.collect()
-    st.close_handles()
-    st._open(st.psize)
+    st.reopen_file()
     db._bt = st.bt
 
 

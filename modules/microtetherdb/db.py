@@ -15,6 +15,25 @@ _CHUNK = 16
 _NO = object()
 
 
+def _open_file(filename, pagesize, cachesize, fmt):
+    # The file layer for `filename`: an existing single file is format 1
+    # (filestore.py), a database folder format 2 (chunkstore.py); a new
+    # database is format 2 unless file_format=1 asks for a single file.
+    from . import filestore
+
+    path = filestore.normpath(filename)
+    filestore.recover_dir(path)
+    if filestore.isdir(path) or (fmt != 1 and not filestore.exists(path)):
+        if fmt == 1:
+            raise ValueError("file_format=1: %s is a folder (a format 2 database?)" % path)
+        from .chunkstore import ChunkStore
+
+        return ChunkStore(path, pagesize, cachesize)
+    if fmt == 2:
+        raise ValueError("file_format=2: %s is a single-file database (format 1)" % path)
+    return filestore.FileStore(path, pagesize, cachesize)
+
+
 def _num(name, v, lo, integer=False, lo_excl=False, hi=None):
     t = type(v)
     if t is not int and (integer or t is not float):
@@ -53,6 +72,7 @@ class MicroTetherDB:
         clock = kw.pop("clock", None)
         max_doc_size = kw.pop("max_doc_size", 8192)
         cleanup_interval = kw.pop("cleanup_interval", None)
+        file_format = kw.pop("file_format", None)
         if kw:
             raise TypeError("unexpected keyword argument '%s'" % next(iter(kw)))
         if type(filename) is not str or not filename:
@@ -106,16 +126,23 @@ class MicroTetherDB:
         self._cfail = False  # a commit failed with the pages in RAM intact
         self._dirty_lost = 0
         self._writes = 0
+        self._pend = {}  # key -> value or None: what the next commit logs (format 2)
+        self._ckpt = False  # the next commit must be a checkpoint (index changes)
+        if file_format is not None and file_format != 1 and file_format != 2:
+            raise ValueError("file_format must be 1 or 2, not %r" % (file_format,))
         if in_memory:
             self._st = Storage(filename, in_memory, p, self.btree_cachesize, budget)
         else:
-            from .filestore import FileStore  # file mode only: memory mode never loads it
-
-            self._st = FileStore(filename, p, self.btree_cachesize)
+            self._st = _open_file(filename, p, self.btree_cachesize, file_format)
+        self.file_format = 0 if in_memory else (2 if self._st.logs else 1)
+        self._logs = self._st.logs
         self._bt = self._st.bt
         try:
             self._load_meta()
             _index.attach(self)
+            self._replay()
+            if self._logs and self._st.new:
+                self._st.checkpoint()  # a new database: its first chunk
         except BaseException:
             self._st.abandon()  # nothing of a failed open is committed
             self._bt = None
@@ -221,6 +248,8 @@ class MicroTetherDB:
         ix = self._ix
         if ix is not None:
             ix.on_write(kb, old, new)
+        if self._logs:
+            self._pend[kb] = new
 
     def _delete_record(self, kb, old):
         # The single path of every record delete (old: its current raw value).
@@ -236,6 +265,8 @@ class MicroTetherDB:
         ix = self._ix
         if ix is not None:
             ix.on_delete(kb, old)
+        if self._logs:
+            self._pend[kb] = None
 
     def _meta(self):
         g = self._gen
@@ -252,9 +283,10 @@ class MicroTetherDB:
             self._count = 0
             bt[META] = self._meta()
             self._mstate = (0, self._gen.sec, self._gen.n)
-            self._st.commit()
-            self._st.reopen()  # new file: see Storage.reopen
-            self._bt = self._st.bt
+            if not self._logs:  # (format 2: checkpointed with the index definitions)
+                self._st.commit()
+                self._st.reopen()  # new file: see Storage.reopen
+                self._bt = self._st.bt
             return
         if len(m) < 7 or m[:4] != b"MTDB" or m[5] != 0x3A:
             raise CorruptDBError("%s: damaged metadata record" % fn)
@@ -286,7 +318,20 @@ class MicroTetherDB:
             if self._count != ms[0] or g.sec != ms[1] or g.n != ms[2]:
                 self._bt[META] = self._meta()
                 self._mstate = (self._count, g.sec, g.n)
-            st.commit()
+            if not self._logs:
+                st.commit()
+            else:
+                # format 2: the records go to the log; index changes (not
+                # records) need a checkpoint
+                pend = self._pend
+                st.commit(codec.log_record(pend) if pend else None, self._ckpt)
+                self._ckpt = False
+                pend.clear()
+                if st.rolled_back:
+                    # the checkpoint after the log record failed and took
+                    # pages along: the store is back at its chunks plus the
+                    # log, which holds every call so far
+                    self._reload()
         except BaseException as e:
             n = self._dirty_lost
             if st.suspect() or (in_call and n <= 1 and isinstance(e, OSError)):
@@ -326,12 +371,45 @@ class MicroTetherDB:
         self._bt = bt
         self._gen = _keys.KeyGen()
         self._dirty = 0
+        self._pend = {}
+        self._ckpt = False
         try:
             self._load_meta()
             _index.attach(self)
+            self._replay()
         except BaseException:
             self._bt = None
             raise
+
+    def _replay(self):
+        # Format 2: apply the commit records newer than the last checkpoint
+        # (they are in the log already: not recorded again).
+        st = self._st
+        recs = getattr(st, "replay", None)
+        if not recs:
+            return
+        st.replay = []
+        bt = self._bt
+        g = self._gen
+        self._logs = False
+        try:
+            for rec in recs:
+                for kb, raw in codec.log_entries(rec):
+                    old = bt.get(kb)
+                    if raw is None:
+                        if old is not None:
+                            self._delete_record(kb, old)
+                    elif old != raw:
+                        self._write_record(kb, old, raw)
+                    if len(kb) == 16 and kb[10] == 45 and kb[:10].isdigit() and kb[11:].isdigit():
+                        # a generated key: the generator goes on after it
+                        s = int(kb[:10])
+                        n = int(kb[11:])
+                        if s > g.sec or (s == g.sec and n > g.n):
+                            g.sec = s
+                            g.n = n
+        finally:
+            self._logs = st.logs
 
     def _revive(self):
         # Called with self._bt None: finish a rollback that ran out of
@@ -444,8 +522,12 @@ class MicroTetherDB:
                 self._bt = self._st.bt
             self._count = 0
             self._gen = _keys.KeyGen()
+            self._pend = {}
+            self._ckpt = False
             self._load_meta()
             _index.attach(self)
+            if self._logs:
+                self._st.checkpoint()
             self._dirty = 0
             return 1
         if key is None:
@@ -859,6 +941,7 @@ class MicroTetherDB:
             self._rolled = False
 
     def create_index(self, field):
+        self._ckpt = self._logs
         try:
             return _index.create_index(self, field)
         except BaseException as e:
@@ -866,6 +949,7 @@ class MicroTetherDB:
             raise self._named(e)
 
     def drop_index(self, field):
+        self._ckpt = self._logs
         try:
             return _index.drop_index(self, field)
         except BaseException as e:
@@ -876,6 +960,7 @@ class MicroTetherDB:
         return _index.indexes(self)
 
     def reindex(self):
+        self._ckpt = self._logs
         try:
             return _index.reindex(self)
         except BaseException as e:

@@ -221,33 +221,75 @@ def _remove(p):
         pass
 
 
+def isdir(p):
+    try:
+        return bool(os.stat(p)[0] & 0x4000)
+    except OSError:
+        return False
+
+
+def rmtree(p):
+    # Delete a database folder (format 2): only the files of its layout
+    # ("h", "c%08x", "l/<n>"); anything else stops it with DBError.
+    if isdir(p + "/l"):
+        for name in os.listdir(p + "/l"):
+            os.remove(p + "/l/" + name)
+        os.rmdir(p + "/l")
+    for name in os.listdir(p):
+        if name != "h" and not (len(name) == 9 and name[0] == "c"):
+            raise DBError("%s holds %s, which is not a database file: left untouched" % (p, name))
+    for name in os.listdir(p):
+        os.remove(p + "/" + name)
+    os.rmdir(p)
+
+
+def drop(p):
+    # Delete a database: its file (format 1, with a journal left beside it)
+    # or its folder (format 2).
+    if isdir(p):
+        rmtree(p)
+    elif exists(p):
+        os.remove(p)
+        _remove(p + journal.SUFFIX)
+
+
+_drop_path = drop
+
+
 def _replace(new, path, backup=None):
-    # new -> path (the old file -> backup, or gone). LittleFS and the host
-    # replace atomically; FAT refuses to rename onto a file (EEXIST).
+    # new -> path (the old file or folder -> backup, or gone). LittleFS and
+    # the host replace a file atomically; FAT refuses to rename onto a file
+    # (EEXIST), and no filesystem renames onto a folder that holds files.
     if backup is not None and exists(path):
-        _remove(backup)
+        _drop_path(backup)
         os.rename(path, backup)
     try:
         os.rename(new, path)
-    except OSError as e:
+    except OSError:
         if not exists(path):
             raise
-        os.remove(path)
+        _drop_path(path)
         os.rename(new, path)
 
 
-def recover(path):
-    # Finish or undo a replacement interrupted by a power cut, then a FAT
-    # journal. Returns None, "replayed" or "discarded" (the journal's fate).
+def recover_dir(path):
+    # Finish or undo a replacement (compact, repair) interrupted by a power
+    # cut: the marker says whether "<path>.new" was complete.
     mpath = path + SWAP
     m = _read_marker(mpath)
     if m is not None:
         new = path + NEW
         if m == "C":
-            _remove(new)  # unfinished copy: the database file is intact
+            _drop_path(new)  # unfinished copy: the database is intact
         elif exists(new):
             _replace(new, path)
         _remove(mpath)
+
+
+def recover(path):
+    # recover_dir(), then a FAT journal. Returns None, "replayed" or
+    # "discarded" (the journal's fate).
+    recover_dir(path)
     return journal.replay(path + journal.SUFFIX, path)
 
 
@@ -264,7 +306,7 @@ def begin_replace(path):
 
 
 def abort_replace(path):
-    _remove(path + NEW)
+    _drop_path(path + NEW)
     _remove(path + SWAP)
 
 
@@ -272,7 +314,7 @@ def finish_replace(path, backup=None):
     # The copy in path + NEW is complete (written, synced, closed): make it
     # the database. From the marker's "D" on, a power cut finishes the job.
     new = path + NEW
-    _write_marker(path + SWAP, b"D", _stat_size(new))
+    _write_marker(path + SWAP, b"D", 0 if isdir(new) else _stat_size(new))
     _replace(new, path, backup)
     _remove(path + SWAP)
 
@@ -637,6 +679,7 @@ class FileStore:
 
     mem = False
     budget = None
+    logs = False  # format 1: a commit is btree's flush, no log
 
     def __init__(self, path, pagesize, cachesize):
         path = normpath(path)
@@ -653,8 +696,10 @@ class FileStore:
         try:
             self._open(pagesize)
         except BaseException:
-            self.close_handles()
-            release(path, self)
+            try:
+                self.close_handles()
+            finally:
+                release(path, self)
             raise
 
     def _open(self, pagesize):
@@ -762,7 +807,7 @@ class FileStore:
         if not self.pending or self.closed:
             return False
         if self.pager is None:  # the file was closed (compact's swap)
-            self._open(self.psize)
+            self.reopen_file()
         else:
             self.pager.discard()
             self._bt_open()
@@ -800,11 +845,18 @@ class FileStore:
             self.closed = True
             release(self.path, self)
 
+    def reopen_file(self):
+        # Open the file again (after compact() replaced it).
+        self.close_handles()
+        self._open(self.psize)
+
     def abandon(self):
         # Close without committing anything (a failed open).
-        self.close_handles()
-        self.closed = True
-        release(self.path, self)
+        try:
+            self.close_handles()
+        finally:
+            self.closed = True
+            release(self.path, self)
 
     def close_handles(self):
         bt = self.bt

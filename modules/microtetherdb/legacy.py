@@ -80,6 +80,10 @@ def migrate(src, dst, clock=None, report=_print_problem):
     except OSError as e:
         if e.errno != 2:
             raise
+    from . import filestore
+
+    if filestore.isdir(src):  # a database folder: format 2, one of ours
+        raise ValueError("%s is already a MicroTetherDB database" % src)
     f = open(src, "rb")
     try:
         btpage.check(f, src)  # btree trusts its pages: prove the file sound first
@@ -116,9 +120,9 @@ def _copy(old, dst, now, report):
         try:
             db.close()
         finally:
-            import os
+            from . import filestore
 
-            os.remove(dst)
+            filestore.drop(dst)
         raise
     return n
 

@@ -67,6 +67,7 @@ class Storage:
 
     # memory mode is never durable
     rolled_back = False
+    logs = False
     closed = False
 
     def suspect(self):

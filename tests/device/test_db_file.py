@@ -1,6 +1,33 @@
-# File mode: persistence, parent folders, purge, corrupt files, flush policy.
+# File mode: persistence, parent folders, purge, corrupt files, flush policy,
+# in both file formats (2: a folder of chunks and a commit log, the default;
+# 1: one btree file) where the behaviour is the same.
 import os
-from microtetherdb import MicroTetherDB, CorruptDBError, DBError
+from microtetherdb import MicroTetherDB, CorruptDBError, DBError, filestore
+
+
+def disk_size(p):
+    # bytes in a file, or in the files of a database folder
+    if not filestore.isdir(p):
+        return os.stat(p)[6]
+    n = 0
+    for name in os.listdir(p):
+        n += disk_size(p + "/" + name)
+    return n
+
+
+def copy_tree(src, dst):
+    if filestore.isdir(src):
+        os.mkdir(dst)
+        for name in os.listdir(src):
+            copy_tree(src + "/" + name, dst + "/" + name)
+        return
+    buf = bytearray(512)
+    with open(src, "rb") as f, open(dst, "wb") as g:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            g.write(memoryview(buf)[:n])
 
 
 def test_reopen_persistence():
@@ -39,19 +66,21 @@ def test_relative_filename():
 
 
 def test_purge_removes_file_and_resets():
-    fn = TMP + "/purge.db"
-    db = MicroTetherDB(fn, in_memory=False)
-    for i in range(50):
-        db.put({"i": i}, ttl=100)
-    size1 = os.stat(fn)[6]
-    assert db.delete(purge=True) == 1
-    assert len(db) == 0 and list(db.keys()) == []
-    assert os.stat(fn)[6] < size1
-    db.put("after", {"v": 1})
-    db.close()
-    db = MicroTetherDB(fn, in_memory=False)
-    assert list(db.keys()) == ["after"] and len(db) == 1
-    db.close()
+    for fmt in (1, 2):
+        fn = TMP + "/purge%d.db" % fmt
+        db = MicroTetherDB(fn, in_memory=False, file_format=fmt)
+        for i in range(50):
+            db.put({"i": i}, ttl=100)
+        db.flush()
+        size1 = disk_size(fn)
+        assert db.delete(purge=True) == 1
+        assert len(db) == 0 and list(db.keys()) == []
+        assert disk_size(fn) < size1, (fmt, disk_size(fn), size1)
+        db.put("after", {"v": 1})
+        db.close()
+        db = MicroTetherDB(fn, in_memory=False)
+        assert list(db.keys()) == ["after"] and len(db) == 1, fmt
+        db.close()
 
 
 def test_garbage_file_is_corrupt():
@@ -88,7 +117,7 @@ def test_damaged_meta_is_corrupt():
     import btree
 
     fn = TMP + "/meta.db"
-    MicroTetherDB(fn, in_memory=False).close()
+    MicroTetherDB(fn, in_memory=False, file_format=1).close()
     f = open(fn, "r+b")
     bt = btree.open(f)
     bt[b"\xffm"] = b"junk"
@@ -114,8 +143,19 @@ def test_empty_file_is_new_db():
 
 
 def _reopen_count(fn):
-    # What a fresh open sees on disk: the count in the committed meta record
-    # and the records, read through a second handle on the same file.
+    # What a fresh open sees on disk: format 1, the records read through a
+    # second handle on the same file; format 2, the records of a copy of
+    # the folder as it is now, opened as a database (chunks + log replay).
+    if filestore.isdir(fn):
+        cp = fn + ".copy"
+        if exists(cp):
+            filestore.rmtree(cp)
+        copy_tree(fn, cp)
+        db = MicroTetherDB(cp, in_memory=False)
+        n = len(db)
+        db.close()
+        filestore.rmtree(cp)
+        return n
     import btree
 
     f = open(fn, "rb")
@@ -127,8 +167,13 @@ def _reopen_count(fn):
 
 
 def test_autoflush_true_flushes_each_call():
-    fn = TMP + "/af.db"
-    db = MicroTetherDB(fn, in_memory=False)
+    for fmt in (1, 2):
+        _autoflush_true(fmt)
+
+
+def _autoflush_true(fmt):
+    fn = TMP + "/af%d.db" % fmt
+    db = MicroTetherDB(fn, in_memory=False, file_format=fmt)
     assert db.autoflush is True
     f0 = db.stats()["flushes"]
     db.put("a", {"v": 1})
@@ -146,8 +191,13 @@ def test_autoflush_true_flushes_each_call():
 
 
 def test_autoflush_false_and_n():
-    fn = TMP + "/af2.db"
-    db = MicroTetherDB(fn, in_memory=False, autoflush=False)
+    for fmt in (1, 2):
+        _autoflush_false_and_n(fmt)
+
+
+def _autoflush_false_and_n(fmt):
+    fn = TMP + "/af2_%d.db" % fmt
+    db = MicroTetherDB(fn, in_memory=False, autoflush=False, file_format=fmt)
     f0 = db.stats()["flushes"]
     for i in range(5):
         db.put("k%d" % i, {"i": i})
@@ -180,8 +230,13 @@ def test_count_persisted_in_meta():
 
 
 def test_close_calls_btree_close():
-    fn = TMP + "/close.db"
-    db = MicroTetherDB(fn, in_memory=False, autoflush=False)
+    for fmt in (1, 2):
+        _close_calls_btree_close(fmt)
+
+
+def _close_calls_btree_close(fmt):
+    fn = TMP + "/close%d.db" % fmt
+    db = MicroTetherDB(fn, in_memory=False, autoflush=False, file_format=fmt)
     bt = db._bt
     db.put("k", {"v": 1})
     db.close()

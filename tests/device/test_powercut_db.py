@@ -21,7 +21,9 @@
 # qemu (much slower).
 import vfs
 import gc
-from microtetherdb import MicroTetherDB, filestore
+from microtetherdb import MicroTetherDB, chunkstore, filestore
+
+FMT = [2]
 
 BS = 512
 MP = "/pc_db"
@@ -193,7 +195,7 @@ def run(kind, image, cut_at, torn, grouped=False):
     model = {}
     allowed = None
     try:
-        db = MicroTetherDB(PATH, in_memory=False, clock=lambda: clk[0], autoflush=not grouped)
+        db = MicroTetherDB(PATH, in_memory=False, clock=lambda: clk[0], autoflush=not grouped, file_format=FMT[0])
         if dev.undo is not None:
             allowed = [{}]
         elif grouped:
@@ -226,10 +228,10 @@ def verify(kind, dev, allowed, now):
     try:
         clock = lambda: now
         try:
-            db = MicroTetherDB(PATH, in_memory=False, clock=clock)
+            db = MicroTetherDB(PATH, in_memory=False, clock=clock, file_format=FMT[0])
         except Exception as e:
             return "open", repr(e)
-        if kind == "fat":  # the journal must have been chosen for FAT
+        if kind == "fat" and FMT[0] == 1:  # the journal must have been chosen for FAT
             assert db._st.pager.fat, "FAT not detected"
         rec = getattr(db._st, "recovered", None)
         if rec:
@@ -263,7 +265,7 @@ def verify(kind, dev, allowed, now):
             assert db.query({"n": 12345}) == []
             db.put("zz", {"n": -1})
             db.close()
-            db = MicroTetherDB(PATH, in_memory=False, clock=clock)
+            db = MicroTetherDB(PATH, in_memory=False, clock=clock, file_format=FMT[0])
             assert db.get("zz") == {"n": -1}
             assert len(db) == len(got) + 1
         except Exception as e:
@@ -278,17 +280,21 @@ def verify(kind, dev, allowed, now):
 RECOVERED = {}
 
 
-def sweep(kind, torn, grouped=False, spill=False):
+def sweep(kind, torn, grouped=False, spill=False, fmt=2):
+    # fmt: the file format (2: chunks and a commit log, the default for new
+    # databases; 1: one btree file, the format of databases made before).
     # spill: no RAM for the pages written between commits, so every page
-    # btree writes goes to the file at once (LittleFS) or to the journal /
-    # past the durable end (FAT): the paths large batches take
-    old = filestore.BUDGET
+    # btree writes goes to the file at once (format 1 LittleFS), to the
+    # journal / past the durable end (format 1 FAT), or into the chunk being
+    # prepared (format 2): the paths large batches take
+    old = filestore.BUDGET, chunkstore.BUDGET
     if spill:
-        filestore.BUDGET = 0
+        filestore.BUDGET = chunkstore.BUDGET = 0
+    FMT[0] = fmt
     try:
         return _sweep(kind, torn, grouped, spill)
     finally:
-        filestore.BUDGET = old
+        filestore.BUDGET, chunkstore.BUDGET = old
 
 
 def _sweep(kind, torn, grouped, spill):
@@ -312,9 +318,10 @@ def _sweep(kind, torn, grouped, spill):
         tried += 1
         if n % 20 == 0:
             gc.collect()
-    print("MicroTetherDB on %s%s%s%s: write events %d, cut points tried %d, opens failed %d "
+    print("MicroTetherDB (format %d) on %s%s%s%s: write events %d, cut points tried %d, opens failed %d "
           "(mount %d), acknowledged-state mismatches %d, inconsistent/unusable %d" % (
-              "LittleFS" if kind == "lfs" else "FAT (journal)", " torn writes" if torn else "",
+              FMT[0], "LittleFS" if kind == "lfs" else ("FAT (journal)" if FMT[0] == 1 else "FAT"),
+              " torn writes" if torn else "",
               ", autoflush=False + flush() every %d calls" % GROUP if grouped else "",
               ", pages never held in RAM" if spill else "", total, tried, res["open"] + res["mount"], res["mount"], res["lost"], res["bad"]))
     if RECOVERED:
@@ -326,7 +333,7 @@ def _sweep(kind, torn, grouped, spill):
 
 def test_db_littlefs_cut_at_every_write():
     total, tried, res = sweep("lfs", False)
-    assert tried > (20 if TARGET == "qemu" else 100), total
+    assert tried > (15 if TARGET == "qemu" else 60), total
     assert res["ok"] == tried, res
 
 
@@ -335,13 +342,13 @@ def test_db_littlefs_torn_writes():
     assert res["ok"] == tried, res
 
 
-def test_db_fat_journal_cut_at_every_write():
+def test_db_fat_cut_at_every_write():
     total, tried, res = sweep("fat", False)
-    assert tried > (20 if TARGET == "qemu" else 100), total
+    assert tried > (15 if TARGET == "qemu" else 60), total
     assert res["ok"] == tried, res
 
 
-def test_db_fat_journal_torn_writes():
+def test_db_fat_torn_writes():
     total, tried, res = sweep("fat", True)
     assert res["ok"] == tried, res
 
@@ -350,11 +357,11 @@ def test_db_littlefs_autoflush_off_groups():
     # durable at flush(); the calls since the last flush are all lost or
     # (if the cut hit the flush) all kept
     total, tried, res = sweep("lfs", False, True)
-    assert tried > (20 if TARGET == "qemu" else 100), total
+    assert tried > (15 if TARGET == "qemu" else 60), total
     assert res["ok"] == tried, res
 
 
-def test_db_fat_journal_autoflush_off_groups():
+def test_db_fat_autoflush_off_groups():
     total, tried, res = sweep("fat", False, True)
     assert res["ok"] == tried, res
 
@@ -364,11 +371,53 @@ def test_db_littlefs_pages_spilled():
     assert res["ok"] == tried, res
 
 
-def test_db_fat_journal_pages_spilled():
+def test_db_fat_pages_spilled():
     total, tried, res = sweep("fat", True, False, True)
     assert res["ok"] == tried, res
 
 
-def test_db_fat_journal_spilled_autoflush_off():
+def test_db_fat_spilled_autoflush_off():
     total, tried, res = sweep("fat", False, True, True)
+    assert res["ok"] == tried, res
+
+
+# format 1 (a single btree file: databases made before format 2, or
+# file_format=1): the same workload, every cut point
+
+
+def test_format1_littlefs_cut_at_every_write():
+    total, tried, res = sweep("lfs", False, fmt=1)
+    assert tried > (20 if TARGET == "qemu" else 100), total
+    assert res["ok"] == tried, res
+
+
+def test_format1_littlefs_torn_writes():
+    total, tried, res = sweep("lfs", True, fmt=1)
+    assert res["ok"] == tried, res
+
+
+def test_format1_fat_journal_cut_at_every_write():
+    total, tried, res = sweep("fat", False, fmt=1)
+    assert tried > (20 if TARGET == "qemu" else 100), total
+    assert res["ok"] == tried, res
+
+
+def test_format1_fat_journal_torn_writes():
+    total, tried, res = sweep("fat", True, fmt=1)
+    assert res["ok"] == tried, res
+
+
+def test_format1_autoflush_off_groups():
+    total, tried, res = sweep("lfs", False, True, fmt=1)
+    assert res["ok"] == tried, res
+    total, tried, res = sweep("fat", False, True, fmt=1)
+    assert res["ok"] == tried, res
+
+
+def test_format1_pages_spilled():
+    total, tried, res = sweep("lfs", True, False, True, fmt=1)
+    assert res["ok"] == tried, res
+    total, tried, res = sweep("fat", True, False, True, fmt=1)
+    assert res["ok"] == tried, res
+    total, tried, res = sweep("fat", False, True, True, fmt=1)
     assert res["ok"] == tried, res

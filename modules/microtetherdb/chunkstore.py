@@ -1,0 +1,873 @@
+# The flash-friendly database format (format 2): a folder of immutable chunk
+# files and a ring of small log files. Measurements and the alternatives
+# weighed: docs/storage.md.
+#
+# Why: on LittleFS, writing inside a file rewrites it from there to its end,
+# so committing a btree file costs more the bigger it is; a file of up to 128
+# bytes lives inside its folder's metadata and creating or rewriting it costs
+# a fraction of an erase block. So nothing here is ever written in place:
+#
+#   <db>/h        header: magic, page size, database id, ring size (written once)
+#   <db>/c%08x    chunk: pages, then u32 page number per page, then a tail:
+#                 u32 count, seq, logseq, npages, crc of the pages, crc of the
+#                 table and tail (seeded with the database id), magic b"MTC2"
+#   <db>/l/%d     log slot: one part of a commit record: u8 part<<4 | parts-1,
+#                 u32 seq, bytes, u32 crc (seeded with the database id)
+#
+# A commit (every write call with autoflush) writes that call's records as
+# one log record into the next slot(s) of the ring and syncs: that is the
+# commit point, a fraction of an erase block whatever the database's size.
+# The btree pages the calls dirtied stay in RAM (beyond the budget: in the
+# chunk being prepared) until a checkpoint writes them as one new chunk, when
+# the ring is full or a record does not fit it. A chunk's pages supersede
+# older copies; chunks left without a live page are deleted, and chunks with
+# little left live are copied forward so that the files hold at most about
+# 1.5 times the live pages. Chunks are verified (CRC) when first read.
+# Open: read every chunk's table (which chunk holds each page), then hand the
+# log records newer than the last chunk to the database layer to replay.
+import io
+import os
+import struct
+from array import array
+
+import btree
+
+from . import filestore as fs
+from .errors import CorruptDBError, DBError
+
+try:
+    from binascii import crc32
+except ImportError:  # pragma: no cover
+    crc32 = None
+
+HEAD = b"MTDBF2\x00\x00"
+TAIL = b"MTC2"
+TAILLEN = 28
+RING = 32          # log slots
+PART = 128         # largest slot file kept inside the folder's metadata (LittleFS default mount)
+PARTLOAD = PART - 9
+MAXPARTS = 4       # a bigger record is committed by a checkpoint instead
+BUDGET = 8192      # bytes of dirty pages kept in RAM between checkpoints
+SLACK = 0.5        # chunk files may hold (1 + SLACK) x the live pages before GC
+NOPAGE = 0xFFFFFFFF
+HANDLES = 3        # chunk files kept open for reads
+
+
+def is_db(path):
+    # True if `path` is a folder holding a format-2 database header.
+    try:
+        with open(path + "/h", "rb") as f:
+            return f.read(8) == HEAD
+    except OSError:
+        return False
+
+
+class _Chunk:
+    # one chunk file: its sequence number, pages, live pages, state
+    __slots__ = ("seq", "n", "live", "ok", "crc", "logseq")
+
+    def __init__(self, seq, n, crc, logseq):
+        self.seq = seq
+        self.n = n
+        self.live = 0
+        self.ok = False  # pages verified against crc
+        self.crc = crc
+        self.logseq = logseq
+
+
+class ChunkPager(io.IOBase):
+    # The stream btree runs over. Same rules as filestore.Pager: never raise
+    # into btree's C code, no allocation in the usual paths.
+
+    def __init__(self, store):
+        self.st = store
+        self.psize = store.psize
+        self.pos = 0
+        self.err = None
+        self.lost = False
+        n = self.limit = BUDGET // self.psize
+        self.slots = [bytearray(self.psize) for _ in range(n)]
+        self.stack = bytearray(range(n))
+        self.sp = n
+        ov = self.ov = {}  # page number -> slot, pages dirtied since the checkpoint
+        for i in range(n + 1):
+            ov[-1 - i] = 0
+        for i in range(n + 1):
+            del ov[-1 - i]  # the table keeps its size
+        self.pf = None      # the chunk being prepared (spilled pages)
+        self.pend = None    # page number -> slot in it
+        self.pn = 0         # pages in it
+
+    # --- stream protocol (called by btree) ---
+    def readinto(self, buf):
+        try:
+            pos = self.pos
+            ps = self.psize
+            pg = pos // ps
+            o = pos - pg * ps
+            n = len(buf)
+            if o + n > ps:
+                n = ps - o
+            i = self.ov.get(pg)
+            if i is not None:
+                if n == ps:
+                    buf[:] = self.slots[i]
+                else:
+                    buf[:n] = memoryview(self.slots[i])[o:o + n]
+                self.pos = pos + n
+                return n
+            pend = self.pend
+            if pend is not None and pg in pend:
+                f = self.pf
+                f.seek(pend[pg] * ps + o)
+                r = f.readinto(buf) or 0
+            else:
+                r = self.st.read_page(pg, o, buf)
+            self.pos = pos + r
+            return r
+        except Exception as e:  # noqa: BLE001 - never raise into btree
+            if self.pf is not None:
+                self.lost = True  # (LittleFS flushes spilled pages before a read)
+            return self._fail(e)
+
+    def write(self, buf):
+        try:
+            pos = self.pos
+            ps = self.psize
+            n = len(buf)
+            if n != ps or pos % ps:
+                raise OSError(fs.EINVAL)  # btree writes whole pages
+            pg = pos // ps
+            ov = self.ov
+            i = ov.get(pg)
+            if i is None and self.sp:
+                self.sp -= 1
+                i = self.stack[self.sp]
+                ov[pg] = i
+            if i is not None:
+                self.slots[i][:] = buf
+            else:
+                try:
+                    self._spill(pg, buf)
+                except BaseException:
+                    self.lost = True  # neither in RAM nor on flash
+                    raise
+            self.pos = pos + n
+            st = self.st
+            if self.pos > st.end:
+                st.end = self.pos
+            return n
+        except Exception as e:  # noqa: BLE001
+            return self._fail(e)
+
+    def _spill(self, pg, buf):
+        # RAM budget used up: the page goes into the chunk being prepared.
+        f = self.pf
+        if f is None:
+            f = self.pf = self.st.start_chunk()
+            self.pend = {}
+            self.pn = 0
+        f.seek(self.pn * self.psize)
+        if f.write(buf) != self.psize:
+            raise OSError(fs.ENOSPC)
+        self.pend[pg] = self.pn
+        self.st.ptab.append(pg)
+        self.pn += 1
+
+    def _fail(self, e):
+        if self.err is None:
+            self.err = e
+        if isinstance(e, MemoryError):
+            return -fs.ENOMEM
+        if isinstance(e, OSError) and e.args and type(e.args[0]) is int:
+            return -e.args[0]
+        return -fs.EIO
+
+    def ioctl(self, req, arg):
+        try:
+            if req == 2:  # MP_STREAM_SEEK
+                p, w = fs._seek_args(arg)
+                if w == 1:
+                    p += self.pos
+                elif w == 2:
+                    p += self.st.end
+                if p < 0:
+                    return -fs.EINVAL
+                self.pos = p
+                fs._seek_set(arg, p)
+                return 0
+            if req == 1 or req == 4:
+                return 0  # commits are driven by ChunkStore
+            return -fs.EINVAL
+        except Exception as e:  # noqa: BLE001
+            return self._fail(e)
+
+    # Python-level seek/tell for our own readers (btpage.usage)
+    def seek(self, off, whence=0):
+        if whence == 1:
+            off += self.pos
+        elif whence == 2:
+            off += self.st.end
+        self.pos = off
+        return off
+
+    def tell(self):
+        return self.pos
+
+    def dirty(self):
+        return bool(self.ov) or self.pf is not None
+
+    def clear(self):
+        # forget the dirty pages (after a checkpoint or a rollback)
+        ov = self.ov
+        for pg in list(ov):
+            self.stack[self.sp] = ov.pop(pg)
+            self.sp += 1
+        self.pf = None
+        self.pend = None
+        self.pn = 0
+        self.err = None
+        self.lost = False
+
+
+class ChunkStore:
+    # A format-2 database folder opened for btree: .bt, .new, .psize, .path,
+    # .replay (commit records newer than the last checkpoint, for the
+    # database layer to apply at open and after a rollback).
+
+    mem = False
+    budget = None
+    logs = True  # commits take the calls' records (FileStore: False)
+
+    def __init__(self, path, pagesize, cachesize, create=True):
+        path = fs.normpath(path)
+        self.path = path
+        self.pagesize = pagesize
+        self.csize = cachesize
+        self.bt = None
+        self.pager = None
+        self.flushes = 0        # commits
+        self.checkpoints = 0
+        self.rolled_back = False
+        self.pending = False
+        self.closed = False
+        self.recovered = None
+        fs.claim(path, self)
+        try:
+            self._open(create)
+        except BaseException:
+            try:
+                self.close_handles()
+            finally:
+                fs.release(path, self)
+            raise
+
+    # --- opening ---------------------------------------------------------------
+    def _open(self, create):
+        path = self.path
+        try:
+            fs.recover_dir(path)
+            if not is_db(path):
+                if not create:
+                    raise CorruptDBError("%s is not a MicroTetherDB database folder" % path)
+                self._create()
+            self._load()
+        except OSError as e:
+            raise fs.named(e, path)
+        self.pager = ChunkPager(self)
+        self._bt_open()
+
+    def _create(self):
+        # A new database folder. One left by a power cut during creation
+        # (an empty "l", a header that did not finish) is finished.
+        path = self.path
+        if fs.exists(path):
+            for name in os.listdir(path):
+                if name == "l" and not os.listdir(path + "/l"):
+                    continue
+                if name == "h" and len(os.listdir(path)) <= 2:
+                    continue
+                raise DBError("%s: a folder with other files in it, not a database: %s" % (path, name))
+        else:
+            fs.mkdirs(path)
+            os.mkdir(path)
+        ps = self.pagesize
+        dbid = struct.unpack("<I", os.urandom(4))[0] if hasattr(os, "urandom") else 1
+        b = HEAD + struct.pack("<III", ps, dbid, RING)
+        b += struct.pack("<I", crc32(b))
+        with open(path + "/h", "wb") as f:
+            if f.write(b) != len(b):
+                raise OSError(fs.ENOSPC)
+            f.flush()
+        if not fs.isdir(path + "/l"):
+            os.mkdir(path + "/l")
+
+    def _load(self):
+        # header, chunk tables -> page map, log records to replay
+        path = self.path
+        with open(path + "/h", "rb") as f:
+            b = f.read(64)
+        if len(b) < 24 or b[:8] != HEAD or struct.unpack_from("<I", b, 20)[0] != crc32(b[:20]):
+            raise CorruptDBError("%s: damaged database header" % path)
+        self.psize, self.dbid, self.ring = struct.unpack_from("<III", b, 8)
+        ps = self.psize
+        if ps < 512 or ps > 65536 or ps & (ps - 1) or not 4 <= self.ring <= 255:
+            raise CorruptDBError("%s: damaged database header" % path)
+        if not fs.isdir(path + "/l"):
+            os.mkdir(path + "/l")  # (a power cut right after the header)
+        self.bsize = fs.block_size(path + "/h")
+        self.scratch = bytearray(ps)
+        self.damage = None
+        seqs = []
+        for name in os.listdir(path):
+            if len(name) == 9 and name[0] == "c":
+                try:
+                    seqs.append(int(name[1:], 16))
+                except ValueError:
+                    pass
+        seqs.sort()
+        self.chunks = {}          # id -> _Chunk (ids: 0.. in sequence order)
+        self.ids = []             # ids of live chunk files, oldest first
+        self.loc = array("I")     # page number -> id << 16 | slot
+        self.handles = {}         # id -> open file (a few)
+        self.ptab = None
+        self.logseq = 0
+        self.end = 0
+        self.seq = 0
+        last = len(seqs) - 1
+        for k in range(len(seqs)):
+            seq = seqs[k]
+            try:
+                c, tab, npages = self._read_tail(seq)
+            except CorruptDBError:
+                if k == last:
+                    # the newest chunk was being written when the power went:
+                    # it is not part of the database
+                    self._remove_chunk(seq)
+                    continue
+                raise
+            cid = len(self.ids)
+            self.chunks[cid] = c
+            self.ids.append(cid)
+            loc = self.loc
+            while len(loc) < npages:
+                loc.append(NOPAGE)
+            for j in range(c.n):
+                pg = tab[j]
+                if pg >= npages:
+                    raise CorruptDBError("%s: chunk %08x holds page %d of %d" % (path, seq, pg, npages))
+                loc[pg] = cid << 16 | j
+            self.logseq = c.logseq
+            self.end = npages * ps
+            self.seq = seq
+        if len(self.loc) > self.end // ps:
+            # the newest chunk started a smaller tree (purge): older pages past
+            # its end are not part of the database
+            self.loc = self.loc[:self.end // ps]
+        self.ck_end = self.end  # btree's size as of the last checkpoint
+        self._count_live()
+        for cid in self.ids[:-1]:  # (the newest carries the log position)
+            if not self.chunks[cid].live:
+                self._drop(cid)
+        self.replay = self._read_log()
+        self.new = not self.ids and not self.replay
+
+    def _read_tail(self, seq):
+        path = self.path
+        name = "%s/c%08x" % (path, seq)
+        with open(name, "rb") as f:
+            size = f.seek(0, 2)
+            if size < TAILLEN:
+                raise CorruptDBError("%s: chunk %08x is short" % (path, seq))
+            f.seek(size - TAILLEN)
+            t = f.read(TAILLEN)
+            n, s, logseq, npages, pcrc, mcrc = struct.unpack_from("<IIIIII", t, 0)
+            if t[24:] != TAIL or s != seq or size != n * self.psize + 4 * n + TAILLEN:
+                raise CorruptDBError("%s: chunk %08x is damaged" % (path, seq))
+            f.seek(n * self.psize)
+            tb = f.read(4 * n)
+        if crc32(t[:20], crc32(tb, self.dbid)) != mcrc:
+            raise CorruptDBError("%s: chunk %08x is damaged" % (path, seq))
+        tab = array("I", tb)
+        return _Chunk(seq, n, pcrc, logseq), tab, npages
+
+    def _count_live(self):
+        for cid in self.ids:
+            self.chunks[cid].live = 0
+        chunks = self.chunks
+        for v in self.loc:
+            if v != NOPAGE:
+                chunks[v >> 16].live += 1
+
+    def _remove_chunk(self, seq):
+        try:
+            os.remove("%s/c%08x" % (self.path, seq))
+        except OSError:
+            pass
+
+    def _drop(self, cid):
+        # a chunk without live pages: its file goes
+        c = self.chunks.pop(cid)
+        self.ids.remove(cid)
+        f = self.handles.pop(cid, None)
+        if f is not None:
+            f.close()
+        self._remove_chunk(c.seq)
+
+    # --- the log -----------------------------------------------------------------
+    def _read_log(self):
+        # -> payloads of the commit records after self.logseq, in order; sets
+        # self.lseq to the last one. A slot that fails its CRC was torn by a
+        # power cut: ignored (only the newest, unacknowledged record can be).
+        path = self.path + "/l"
+        parts = {}
+        for i in range(self.ring):
+            try:
+                with open("%s/%d" % (path, i), "rb") as f:
+                    b = f.read(PART + 16)
+            except OSError:
+                continue
+            if len(b) < 9 or struct.unpack_from("<I", b, len(b) - 4)[0] != crc32(memoryview(b)[:-4], self.dbid):
+                continue
+            seq = struct.unpack_from("<I", b, 1)[0]
+            if seq > self.logseq:
+                parts[seq] = b
+        out = []
+        seq = self.logseq + 1
+        while seq in parts:
+            b = parts[seq]
+            if b[0] >> 4:
+                break
+            n = (b[0] & 15) + 1
+            rec = bytearray(memoryview(b)[5:-4])
+            for k in range(1, n):
+                p = parts.get(seq + k)
+                if p is None or p[0] != (k << 4 | (n - 1)):
+                    rec = None
+                    break
+                rec.extend(memoryview(p)[5:-4])
+            if rec is None:
+                break
+            out.append(rec)
+            seq += n
+        self.lseq = seq - 1
+        for s in parts:
+            if s >= seq + MAXPARTS:
+                # a later record exists, so the one that breaks the chain was
+                # acknowledged: it is damaged
+                raise CorruptDBError("%s: commit log record %d is damaged" % (self.path, seq))
+        return out
+
+    def commit(self, payload, full=False):
+        # Make the calls' records durable: one log record in the ring (the
+        # commit point), or, when it does not fit or full=True (changes that
+        # are not records: indexes), a checkpoint. Raises on failure; then
+        # the caller rolls back (rollback() replays the log, which holds
+        # every call that returned).
+        if not payload and not full:
+            return
+        self.flushes += 1
+        n = (len(payload) + PARTLOAD - 1) // PARTLOAD if payload else 0
+        room = self.ring - (self.lseq - self.logseq)
+        if full or n > MAXPARTS or n > room:
+            self.checkpoint()
+            return
+        seq = self.lseq + 1
+        path = self.path + "/l/"
+        mv = memoryview(payload)
+        for k in range(n):
+            b = bytes((k << 4 | (n - 1),)) + struct.pack("<I", seq + k) + mv[k * PARTLOAD:(k + 1) * PARTLOAD]
+            b += struct.pack("<I", crc32(b, self.dbid))
+            with open(path + "%d" % ((seq + k) % self.ring), "wb") as f:
+                if f.write(b) != len(b):
+                    raise OSError(fs.ENOSPC)
+                f.flush()  # <- the commit point (of the last part)
+        self.lseq = seq + n - 1
+        p = self.pager
+        if self.ring - (self.lseq - self.logseq) < MAXPARTS or p.pf is not None:
+            # the ring is (almost) full, or pages left RAM: checkpoint now,
+            # while the calls are safe in the log
+            try:
+                self.checkpoint()
+            except (OSError, MemoryError):
+                if p.lost:
+                    # the pages that left RAM went with the chunk: back to
+                    # the chunks plus the log (the caller replays .replay)
+                    self.rollback()
+                # otherwise the pages are still in RAM: tried again later
+
+    def logs_pending(self):
+        return self.lseq > self.logseq
+
+    # --- reading pages ------------------------------------------------------------
+    def read_page(self, pg, o, buf):
+        # bytes of page pg from its chunk (called inside btree: no raising
+        # beyond OSError/MemoryError, which the pager turns into -errno)
+        if pg * self.psize >= self.end:
+            return 0  # past the end (also of a tree just started by purge)
+        loc = self.loc
+        if pg >= len(loc) or loc[pg] == NOPAGE:
+            raise OSError(fs.EIO)  # a page nobody wrote
+        v = loc[pg]
+        f = self._handle(v >> 16)
+        f.seek((v & 0xFFFF) * self.psize + o)
+        return f.readinto(buf) or 0
+
+    def _handle(self, cid):
+        f = self.handles.get(cid)
+        if f is None:
+            c = self.chunks[cid]
+            hs = self.handles
+            if len(hs) >= HANDLES:
+                for k in hs:
+                    hs.pop(k).close()
+                    break
+            f = open("%s/c%08x" % (self.path, c.seq), "rb")
+            if not c.ok:
+                self._verify(f, c)
+            hs[cid] = f
+        return f
+
+    def _verify(self, f, c):
+        # the chunk's pages against its CRC, once per session
+        buf = self.scratch
+        crc = 0
+        f.seek(0)
+        for _ in range(c.n):
+            if f.readinto(buf) != self.psize:
+                raise OSError(fs.EIO)
+            crc = crc32(buf, crc)
+        if crc != c.crc:
+            self.damage = "%s: chunk %08x is damaged (CRC)" % (self.path, c.seq)
+            f.close()
+            raise OSError(fs.EIO)
+        c.ok = True
+
+    # --- checkpoints ------------------------------------------------------------
+    def start_chunk(self):
+        # the file of the next chunk, for pages that leave RAM
+        self.ptab = array("I")
+        return open("%s/c%08x" % (self.path, self.seq + 1), "w+b")
+
+    def checkpoint(self):
+        # Write every dirty page (and some live pages of mostly dead chunks)
+        # as one new chunk: its sync is the commit point of all calls so far.
+        p = self.pager
+        p.err = None
+        if self.bt.flush() != 0 or p.err is not None:
+            e = p.err
+            raise fs.named(e if isinstance(e, OSError) else OSError(fs.EIO), self.path, "write")
+        if not p.dirty() and not self.logs_pending():
+            return
+        try:
+            self._write_chunk(p)
+        except BaseException as e:
+            f = p.pf
+            if f is not None:
+                try:
+                    f.close()
+                except OSError:
+                    pass
+            self._remove_chunk(self.seq + 1)
+            p.lost = True  # the pages since the last checkpoint are gone: roll back
+            if isinstance(e, MemoryError):
+                raise MemoryError("%s: out of memory while writing a checkpoint" % self.path)
+            raise fs.named(e, self.path, "checkpoint") if isinstance(e, OSError) else e
+        self.checkpoints += 1
+
+    def _write_chunk(self, p):
+        ps = self.psize
+        f = p.pf
+        if f is None:
+            f = p.pf = self.start_chunk()
+            p.pend = {}
+            p.pn = 0
+        tab = self.ptab
+        n = p.pn
+        slots = p.slots
+        ov = p.ov
+        crcs = 0
+        # the pages already spilled (read back for the CRC), then the RAM ones
+        buf = bytearray(ps)
+        f.seek(0)
+        for _ in range(n):
+            f.readinto(buf)
+            crcs = crc32(buf, crcs)
+        f.seek(n * ps)
+        for pg in sorted(ov):
+            b = slots[ov[pg]]
+            if f.write(b) != ps:
+                raise OSError(fs.ENOSPC)
+            crcs = crc32(b, crcs)
+            tab.append(pg)
+            n += 1
+        # garbage collection: copy the live pages of mostly dead chunks
+        for cid, j, pg in self._gc_pages(n):
+            c = self.chunks[cid]
+            g = self._handle(cid)
+            g.seek(j * ps)
+            if g.readinto(buf) != ps:  # (buf: a fresh page buffer, see above)
+                raise OSError(fs.EIO)
+            if f.write(buf) != ps:
+                raise OSError(fs.ENOSPC)
+            crcs = crc32(buf, crcs)
+            tab.append(pg)
+            n += 1
+        seq = self.seq + 1
+        npages = (self.end + ps - 1) // ps
+        t = struct.pack("<IIIII", n, seq, self.lseq, npages, crcs)
+        tb = bytes(tab)
+        t += struct.pack("<I", crc32(t, crc32(tb, self.dbid))) + TAIL
+        if f.write(tb) != len(tb) or f.write(t) != len(t):
+            raise OSError(fs.ENOSPC)
+        f.flush()  # <- the commit point
+        f.close()
+        p.pf = None
+        # the new chunk's pages supersede the old copies
+        cid = (self.ids[-1] + 1) if self.ids else 0
+        c = _Chunk(seq, n, crcs, self.lseq)
+        c.ok = True
+        self.chunks[cid] = c
+        self.ids.append(cid)
+        loc = self.loc
+        while len(loc) < npages:
+            loc.append(NOPAGE)
+        chunks = self.chunks
+        for j in range(n):
+            pg = tab[j]
+            v = loc[pg]
+            if v != NOPAGE:
+                chunks[v >> 16].live -= 1
+            loc[pg] = cid << 16 | j
+            c.live += 1
+        if len(loc) > npages:  # a smaller tree (purge): the rest is dead
+            for pg in range(npages, len(loc)):
+                v = loc[pg]
+                if v != NOPAGE:
+                    chunks[v >> 16].live -= 1
+            self.loc = loc[:npages]
+        self.seq = seq
+        self.logseq = self.lseq
+        self.ck_end = npages * ps
+        self.ptab = None
+        p.clear()
+        for k in self.ids[:-1]:  # (the newest carries the log position)
+            if not chunks[k].live:
+                self._drop(k)
+        if cid >= 0xFFFF:
+            self._renumber()
+
+    def _gc_pages(self, n):
+        # (chunk id, slot, page) of live pages to copy into the chunk being
+        # written: from the chunks with the fewest live pages, while the files
+        # hold more than (1 + SLACK) x the live pages; at most as many as the
+        # chunk already holds (the work stays proportional to the changes),
+        # and enough to fill its last erase block.
+        chunks = self.chunks
+        stored = live = 0
+        for cid in self.ids:
+            c = chunks[cid]
+            stored += c.n
+            live += c.live
+        per = max(1, (self.bsize - 64) // (self.psize + 4))
+        want = 0
+        if stored > live * (1 + SLACK) + 2 * per:
+            want = n
+        fill = (per - (n % per)) % per
+        if fill > want:
+            want = fill
+        out = []
+        if not want:
+            return out
+        cands = sorted((chunks[cid].live / chunks[cid].n, cid) for cid in self.ids[:-1] if chunks[cid].live)
+        loc = self.loc
+        p = self.pager
+        ov = p.ov
+        pend = p.pend or {}
+        npages = (self.end + self.psize - 1) // self.psize
+        for _, cid in cands:
+            c = chunks[cid]
+            tab = self._table(cid)
+            for j in range(c.n):
+                pg = tab[j]
+                # a page this checkpoint writes anyway (or past the tree's
+                # end) must not be copied: the copy would come after it
+                if loc[pg] == cid << 16 | j and pg < npages and pg not in ov and pg not in pend:
+                    out.append((cid, j, pg))
+            if len(out) >= want:
+                break
+        return out
+
+    def _table(self, cid):
+        c = self.chunks[cid]
+        f = self._handle(cid)
+        f.seek(c.n * self.psize)
+        return array("I", f.read(4 * c.n))
+
+    def _renumber(self):
+        # chunk ids are 16 bits: after 65535 checkpoints in one session
+        m = {}
+        for k in range(len(self.ids)):
+            m[self.ids[k]] = k
+        self.chunks = dict((m[k], self.chunks[k]) for k in self.ids)
+        for h in list(self.handles.values()):
+            h.close()
+        self.handles = {}
+        loc = self.loc
+        for i in range(len(loc)):
+            v = loc[i]
+            if v != NOPAGE:
+                loc[i] = m[v >> 16] << 16 | (v & 0xFFFF)
+        self.ids = list(range(len(self.ids)))
+
+    # --- the store interface ------------------------------------------------------
+    def _bt_open(self):
+        p = self.pager
+        p.pos = 0
+        p.err = None
+        self.bt = btree.open(p, pagesize=self.psize, cachesize=self.csize)
+
+    def reserve(self, pages):
+        pass
+
+    def check(self):
+        return True
+
+    def size(self):
+        return self.end
+
+    def suspect(self):
+        p = self.pager
+        return p is not None and (p.err is not None or p.lost)
+
+    def read_error(self):
+        p = self.pager
+        if p is None:
+            return None
+        e = p.err
+        if not p.lost:
+            p.err = None
+        if e is not None and self.damage:
+            return None  # a chunk failed its CRC: damage, not an I/O error
+        return e
+
+    def rollback(self):
+        # Back to the last durable state: the chunks plus the log (every call
+        # that returned); .replay holds the log records to apply again.
+        bt = self.bt
+        self.bt = None
+        try:
+            if bt is not None:
+                bt.close()
+        except Exception:  # noqa: BLE001
+            pass
+        self.pending = True
+        p = self.pager
+        if p.pf is not None:
+            try:
+                p.pf.close()
+            except OSError:
+                pass
+            self._remove_chunk(self.seq + 1)
+        p.clear()
+        self.end = self.ck_end
+        self.replay = self._read_log()
+        self._bt_open()
+        self.pending = False
+        self.rolled_back = True
+
+    def revive(self):
+        if not self.pending or self.closed:
+            return False
+        if self.pager is None:  # the folder was closed (compact's swap)
+            self.reopen_file()
+            self.pending = False
+            self.rolled_back = True
+        else:
+            self.rollback()
+        return True
+
+    def reopen(self):
+        pass  # (format 1 needs it after creating a file)
+
+    def close(self):
+        # The database layer has committed its calls (to the log): drop the
+        # pages that no checkpoint wrote (the next open replays the log).
+        try:
+            bt = self.bt
+            self.bt = None
+            if bt is not None:
+                bt.close()
+        finally:
+            self.close_handles()
+            self.closed = True
+            fs.release(self.path, self)
+
+    def reopen_file(self):
+        # Open the folder again (after compact() replaced it).
+        self.close_handles()
+        self._open(False)
+
+    def abandon(self):
+        try:
+            self.close_handles()
+        finally:
+            self.closed = True
+            fs.release(self.path, self)
+
+    def close_handles(self):
+        bt = self.bt
+        self.bt = None
+        if bt is not None:
+            try:
+                bt.close()
+            except Exception:  # noqa: BLE001
+                pass
+        p = self.pager
+        self.pager = None
+        if p is not None and p.pf is not None:
+            try:
+                p.pf.close()
+            except OSError:
+                pass
+            self._remove_chunk(self.seq + 1)
+        for f in list(getattr(self, "handles", {}).values()):
+            try:
+                f.close()
+            except OSError:
+                pass
+        self.handles = {}
+
+    def purge(self):
+        # Drop everything: btree starts a new, empty tree over an empty
+        # stream; the database layer writes its metadata and checkpoints,
+        # and that one chunk (smaller page count, the whole log covered)
+        # supersedes every older page at once: a power cut leaves the old
+        # database or the empty one.
+        bt = self.bt
+        self.bt = None
+        if bt is not None:
+            bt.close()
+        p = self.pager
+        if p.pf is not None:
+            p.pf.close()
+            self._remove_chunk(self.seq + 1)
+        p.clear()
+        self.end = 0
+        self.replay = []
+        self.new = True
+        self._bt_open()
+
+    def usage(self):
+        from . import btpage
+
+        return btpage.usage(self.pager, self.size(), self.psize)
+
+    def files(self):
+        # chunk files, their pages, live pages (stats)
+        st = 0
+        lv = 0
+        for cid in self.ids:
+            st += self.chunks[cid].n
+            lv += self.chunks[cid].live
+        return len(self.ids), st, lv
