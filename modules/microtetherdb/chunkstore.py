@@ -337,15 +337,13 @@ class ChunkStore:
         last = len(seqs) - 1
         for k in range(len(seqs)):
             seq = seqs[k]
-            try:
-                c, tab, npages = self._read_tail(seq)
-            except CorruptDBError:
-                if k == last:
-                    # the newest chunk was being written when the power went:
-                    # it is not part of the database
-                    self._remove_chunk(seq)
-                    continue
-                raise
+            if k == last and not self._finished(seq):
+                # the newest chunk was being written when the power went (its
+                # tail's magic is written last): not part of the database, and
+                # the log records it would have covered are still in the ring
+                self._remove_chunk(seq)
+                continue
+            c, tab, npages = self._read_tail(seq)  # damaged: CorruptDBError
             cid = len(self.ids)
             self.chunks[cid] = c
             self.ids.append(cid)
@@ -371,6 +369,17 @@ class ChunkStore:
                 self._drop(cid)
         self.replay = self._read_log()
         self.new = not self.ids and not self.replay
+
+    def _finished(self, seq):
+        try:
+            with open("%s/c%08x" % (self.path, seq), "rb") as f:
+                size = f.seek(0, 2)
+                if size < TAILLEN:
+                    return False
+                f.seek(size - 4)
+                return f.read(4) == TAIL
+        except OSError:
+            return False
 
     def _read_tail(self, seq):
         path = self.path

@@ -408,6 +408,8 @@ class MicroTetherDB:
                         if s > g.sec or (s == g.sec and n > g.n):
                             g.sec = s
                             g.n = n
+            bt[META] = self._meta()  # count and generator as replayed
+            self._mstate = (self._count, g.sec, g.n)
         finally:
             self._logs = st.logs
 

@@ -1,5 +1,6 @@
 # compact(): reclaims space, keeps every record/tag/expiry/index entry, and
-# survives a power cut at every step of the file swap; stats() live/dead bytes.
+# survives a power cut at every step of the swap, in both file formats (a
+# file, format 1; a folder, format 2); stats() live/dead bytes.
 import os
 from microtetherdb import MicroTetherDB, DBError
 from microtetherdb import compact as C
@@ -14,14 +15,13 @@ def raw_items(db):
     return [(bytes(k), bytes(v)) for k, v in db._bt.items()]
 
 
-def make(fn, mem, n=150):
+def make(fn, mem, n=150, fmt=2):
     T[0] = 1000
     for s in ("", ".new", ".swap", ".jnl"):
-        if exists(fn + s):
-            os.remove(fn + s)
+        filestore.drop(fn + s)
     # memory mode: the budget is preallocated, and compact() needs room for a
     # copy of the live data beside it on qemu's heap
-    kw = {"ram_percentage": 30 if TARGET == "qemu" else 35} if mem else {"autoflush": False}   # one flush below
+    kw = {"ram_percentage": 30 if TARGET == "qemu" else 35} if mem else {"autoflush": False, "file_format": fmt}
     db = MicroTetherDB(fn, in_memory=mem, clock=lambda: T[0], **kw)
     db.create_index("n")
     for i in range(n):
@@ -38,12 +38,12 @@ def make(fn, mem, n=150):
 def test_compact_file_and_memory():
     # memory first: its store is one preallocated block, which the file-mode
     # half's allocations could fragment away on qemu's heap (issue 13)
-    for mem in (True, False):
-        fn = TMP + "/c.db"
+    for mem, fmt in ((True, 0), (False, 1), (False, 2)):
+        fn = TMP + "/c%d.db" % fmt
         n = 60 if mem and TARGET == "qemu" else 150   # qemu: ~140 KB heap
         live = n - len(range(0, n, 3))
         ttl = len([i for i in range(n) if i % 15 == 5])   # TTL kept: not deleted, not overwritten
-        db = make(fn, mem, n)
+        db = make(fn, mem, n, fmt)
         before = raw_items(db)
         s0 = db.stats()
         assert s0["live_bytes"] + s0["dead_bytes"] == s0["bytes_used"], s0
@@ -71,10 +71,15 @@ def test_compact_file_and_memory():
 
 
 def test_compact_power_cut_at_every_step():
-    fn = TMP + "/p.db"
+    for fmt in (1, 2):
+        _power_cut_at_every_step(fmt)
+
+
+def _power_cut_at_every_step(fmt):
+    fn = TMP + "/p%d.db" % fmt
     seen = []
     for step in STEPS:
-        db = make(fn, False)
+        db = make(fn, False, 150, fmt)
         want = raw_items(db)
 
         def hook(name, step=step):
@@ -109,8 +114,9 @@ def test_compact_power_cut_at_every_step():
 def test_leftovers_are_cleaned_on_open():
     # An unfinished copy of ours (our marker says a copy was being written)
     # is deleted at open; a finished one (marker "done") is put in place.
+    # Format 1: the copy is a file.
     fn = TMP + "/l.db"
-    db = make(fn, False)
+    db = make(fn, False, 150, 1)
     want = raw_items(db)
     db.close()
     new = filestore.begin_replace(fn)       # marker "copying"
@@ -136,13 +142,48 @@ def test_leftovers_are_cleaned_on_open():
     db.close()
 
 
+def test_leftovers_are_cleaned_on_open_format2():
+    # Format 2: the copy is a folder; the old folder is replaced whole.
+    fn = TMP + "/l2.db"
+    db = make(fn, False, 150, 2)
+    want = raw_items(db)
+    db.close()
+    new = filestore.begin_replace(fn)       # marker "copying", a partial copy
+    os.mkdir(new)
+    with open(new + "/h", "wb") as f:
+        f.write(b"MTDB")
+    db = MicroTetherDB(fn, in_memory=False)
+    assert raw_items(db) == want and not exists(new) and not exists(fn + ".swap")
+    db.put("more", {"n": 5})
+    want2 = raw_items(db)
+    db.close()
+    # a complete copy, marked done, the old folder half gone
+    db = MicroTetherDB(fn, in_memory=False)
+    assert raw_items(db) == want2
+    db.close()
+    os.rename(fn, fn + ".new")
+    os.mkdir(fn)
+    with open(fn + "/h", "wb") as f:
+        f.write(b"leftover")
+    with open(fn + ".swap", "wb") as f:
+        f.write(b"MTDBSWP1D" + bytes(4))
+    db = MicroTetherDB(fn, in_memory=False)
+    assert raw_items(db) == want2 and not exists(fn + ".new") and not exists(fn + ".swap")
+    db.close()
+
+
 def test_stray_side_files_are_left_alone():
     # Files under a side file's name that we did not write are never read,
     # replayed, renamed or deleted (earlier: a stray .swp replaced the
     # database, a stray .new was deleted); where we need the name, DBError
     # names the file.
-    fn = TMP + "/s.db"
-    db = make(fn, False)
+    for fmt in (1, 2):
+        _stray_side_files(fmt)
+
+
+def _stray_side_files(fmt):
+    fn = TMP + "/s%d.db" % fmt
+    db = make(fn, False, 150, fmt)
     want = raw_items(db)
     db.close()
     for side in (".swp", ".new", ".corrupt", ".rep"):
@@ -154,7 +195,7 @@ def test_stray_side_files_are_left_alone():
     assert fn + ".new" in msg, msg
     assert raw_items(db) == want
     db.close()
-    for side in (".jnl", ".swap"):
+    for side in (".jnl", ".swap") if fmt == 1 else (".swap",):   # (format 2 has no journal)
         with open(fn + side, "wb") as f:
             f.write(b"not ours " + side.encode())
         msg = raises(DBError, MicroTetherDB, fn, in_memory=False)
@@ -171,8 +212,13 @@ def test_stray_side_files_are_left_alone():
 
 
 def test_compact_failure_keeps_database_usable():
-    fn = TMP + "/f.db"
-    db = make(fn, False)
+    for fmt in (1, 2):
+        _compact_failure(fmt)
+
+
+def _compact_failure(fmt):
+    fn = TMP + "/f%d.db" % fmt
+    db = make(fn, False, 150, fmt)
     want = raw_items(db)
 
     def hook(name):
@@ -209,8 +255,8 @@ def test_stats_on_empty_and_closed():
 
 
 def test_iterating_across_compact_and_close():
-    for mem in (True, False):
-        db = make(TMP + "/i.db", mem, 60)
+    for mem, fmt in ((True, 0), (False, 1), (False, 2)):
+        db = make(TMP + "/i%d.db" % fmt, mem, 60, fmt)
         for q in ({"n": {"$lt": 0}}, {"n": {"$lt": 0}, "$plan": "scan"},
                   {"n": {"$lt": 0}, "$sort": ("n", 1)}):
             want = [k for k, _ in db.find(q)]

@@ -1,6 +1,7 @@
-# Damaged and foreign files: the constructor raises CorruptDBError naming the
-# file (never a crash, never a silently empty database); MicroTetherDB.repair()
-# salvages what is readable, reports what was lost, and leaves a usable file.
+# Damaged and foreign files (format 1, one btree file): the constructor raises
+# CorruptDBError naming the file (never a crash, never a silently empty
+# database); MicroTetherDB.repair() salvages what is readable, reports what
+# was lost, and leaves a usable file. Format 2: test_corrupt_db2.py.
 import os
 from microtetherdb import MicroTetherDB, CorruptDBError
 
@@ -27,7 +28,7 @@ def build(path):
         os.remove(path)
     except OSError:
         pass
-    db = MicroTetherDB(path, in_memory=False, clock=lambda: 1000)
+    db = MicroTetherDB(path, in_memory=False, clock=lambda: 1000, file_format=1)
     for i in range(N):
         if i % 7 == 0:
             db.put("r%03d" % i, doc(i), ttl=100000)
