@@ -2,11 +2,14 @@
 
 A small real database (records with TTL and tags, a secondary index, an
 overflow record, deleted records on the free list) is written by the host
-firmware. Then MTDB_FUZZ_CASES (default 2,000) damaged copies are made in
-CPython, each by one mutation aimed at what btree reads: bit flips, page
-header fields (page number, sibling links, flags, lower/upper bounds), line
-pointers, entry size fields, overflow references, the meta page, random
-16-byte chunks, truncation. Every copy is opened and used (reads, queries
+firmware, in each file format. Then MTDB_FUZZ_CASES (default 2,000 per
+format) damaged copies are made in CPython, each by one mutation. Format 1
+(one btree file): aimed at what btree reads: bit flips, page header fields
+(page number, sibling links, flags, lower/upper bounds), line pointers, entry
+size fields, overflow references, the meta page, random 16-byte chunks,
+truncation. Format 2 (a folder): one of its files (a chunk, mostly; the
+header; a commit-log slot) gets bit flips, a random chunk, truncation,
+garbage appended, or is deleted. Every copy is opened and used (reads, queries
 through the index and the tags, writes, cleanup, reindex, compact, close,
 reopen) in a fresh MicroPython process, so that a crash or a hang is caught
 and counted, not lost.
@@ -38,7 +41,7 @@ TIMEOUT = 30
 BUILD = r'''
 import sys
 from microtetherdb import MicroTetherDB
-db = MicroTetherDB(sys.argv[1], in_memory=False, clock=lambda: 1000)
+db = MicroTetherDB(sys.argv[1], in_memory=False, clock=lambda: 1000, file_format=int(sys.argv[2]))
 db.create_index("n")
 for i in range(90):
     d = {"n": i % 7, "name": "rec%03d" % i, "pad": "p" * (i % 31)}
@@ -51,6 +54,8 @@ for i in range(90):
 db.put("big", {"n": 99, "blob": "b" * 1400})
 for i in range(0, 90, 4):
     db.delete("r%03d" % i)
+for i in range(5):  # (format 2: calls after the last checkpoint, in the log)
+    db.put("late%d" % i, {"n": i}, tags=["t1"])
 db.close()
 '''
 
@@ -198,6 +203,56 @@ def mutate(data, rng):
     return kind, bytes(b)
 
 
+def mutate2(files, rng):
+    """One damaged copy of a format-2 folder (dict name -> bytes) -> (kind, files)."""
+    files = dict(files)
+    names = sorted(files)
+    chunks = [n for n in names if n.startswith("c")]
+    logs = [n for n in names if n.startswith("l/")]
+    name = rng.choice(chunks * 6 + ["h"] + logs)
+    b = bytearray(files[name])
+    kind = rng.choice(["bitflip", "bitflips", "chunk", "truncate", "append", "delete", "zero"])
+    if kind == "bitflip" and b:
+        i = rng.randrange(len(b))
+        b[i] ^= 1 << rng.randrange(8)
+    elif kind == "bitflips" and b:
+        for _ in range(rng.randrange(2, 9)):
+            i = rng.randrange(len(b))
+            b[i] ^= 1 << rng.randrange(8)
+    elif kind == "chunk" and len(b) > 16:
+        i = rng.randrange(len(b) - 16)
+        b[i:i + 16] = bytes(rng.randrange(256) for _ in range(16))
+    elif kind == "truncate" and b:
+        del b[rng.randrange(len(b)):]
+    elif kind == "append":
+        b += bytes(rng.randrange(256) for _ in range(rng.randrange(1, 600)))
+    elif kind == "zero" and b:
+        i = rng.randrange(len(b))
+        b[i:i + 512] = bytes(len(b[i:i + 512]))
+    elif kind == "delete":
+        del files[name]
+        return kind + " " + name[:1], files
+    files[name] = bytes(b)
+    return kind + " " + name[:1], files
+
+
+def _read_tree(path):
+    out = {}
+    for root, _, fnames in os.walk(path):
+        for fn in fnames:
+            full = os.path.join(root, fn)
+            with open(full, "rb") as f:
+                out[os.path.relpath(full, path)] = f.read()
+    return out
+
+
+def _write_tree(path, files):
+    os.makedirs(os.path.join(path, "l"))
+    for name, data in files.items():
+        with open(os.path.join(path, name), "wb") as f:
+            f.write(data)
+
+
 def _run(args):
     probe, path = args
     env = dict(os.environ, MICROPYPATH="")
@@ -214,43 +269,53 @@ def _run(args):
     return "done", out
 
 
-@pytest.fixture(scope="module")
-def original(tmp_path_factory):
+@pytest.fixture(scope="module", params=[1, 2], ids=["format1", "format2"])
+def original(request, tmp_path_factory):
     if not os.path.exists(BINARY):
         pytest.skip("build/unix/micropython missing: run make firmware")
-    d = tmp_path_factory.mktemp("fuzz")
+    fmt = request.param
+    d = tmp_path_factory.mktemp("fuzz%d" % fmt)
     src = d / "build.py"
     src.write_text(BUILD)
     path = str(d / "orig.db")
-    subprocess.run([BINARY, str(src), path], check=True, env=dict(os.environ, MICROPYPATH=""), timeout=60)
+    subprocess.run([BINARY, str(src), path, str(fmt)], check=True, env=dict(os.environ, MICROPYPATH=""),
+                   timeout=60)
     probe = d / "probe.py"
     probe.write_text(PROBE)
-    with open(path, "rb") as f:
-        data = f.read()
     os.mkdir(str(d / "intact"))
     copy = str(d / "intact" / "t.db")
-    with open(copy, "wb") as f:
-        f.write(data)
-    st, out = _run((str(probe), copy))  # the probe writes to the file it is given
+    if fmt == 1:
+        with open(path, "rb") as f:
+            data = f.read()
+        with open(copy, "wb") as f:
+            f.write(data)
+    else:
+        data = _read_tree(path)
+        assert any(n.startswith("l/") for n in data), "no commit-log slot to damage"
+        _write_tree(copy, data)
+    st, out = _run((str(probe), copy))  # the probe writes to the database it is given
     assert st == "done" and "@@UNDOC" not in out and "@@CORRUPT" not in out, out
     items = [line for line in out.splitlines() if line.startswith("@@ITEMS")]
-    return data, items[0], str(probe), d
+    return fmt, data, items[0], str(probe), d
 
 
 def test_damaged_files_never_crash(original):
-    data, items0, probe, d = original
+    fmt, data, items0, probe, d = original
     rng = random.Random(SEED)
     jobs = []
     kinds = []
     for i in range(CASES):
-        kind, bad = mutate(data, rng)
+        kind, bad = (mutate if fmt == 1 else mutate2)(data, rng)
         if bad == data:
             continue
         p = os.path.join(str(d), "c%05d" % i)
         os.mkdir(p)
         path = os.path.join(p, "t.db")
-        with open(path, "wb") as f:
-            f.write(bad)
+        if fmt == 1:
+            with open(path, "wb") as f:
+                f.write(bad)
+        else:
+            _write_tree(path, bad)
         jobs.append((probe, path))
         kinds.append(kind)
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as ex:
@@ -277,7 +342,7 @@ def test_damaged_files_never_crash(original):
             tally["identical"] += 1
         else:
             tally["differs"] += 1
-    print("\ndamaged-file fuzz: %d copies (seed %d): %s" % (len(jobs), SEED, json.dumps(tally)))
+    print("\ndamaged-file fuzz, format %d: %d copies (seed %d): %s" % (fmt, len(jobs), SEED, json.dumps(tally)))
     for b in [x for x in bad if x[2] != "CorruptDBError not naming the file"][:10] + bad[:2]:
         print("  ", b)
     assert not bad, "%d damaged copies crashed, hung or raised undocumented exceptions; first: %r" % (

@@ -62,6 +62,49 @@ def is_db(path):
         return False
 
 
+def read_log(path, ring, dbid, logseq):
+    # -> (payloads of the commit records after logseq, in order; the last
+    # sequence number read). A slot that fails its CRC was torn by a power
+    # cut: ignored (only the newest, unacknowledged record can be).
+    path = path + "/l"
+    parts = {}
+    for i in range(ring):
+        try:
+            with open("%s/%d" % (path, i), "rb") as f:
+                b = f.read(PART + 16)
+        except OSError:
+            continue
+        if len(b) < 9 or struct.unpack_from("<I", b, len(b) - 4)[0] != crc32(memoryview(b)[:-4], dbid):
+            continue
+        seq = struct.unpack_from("<I", b, 1)[0]
+        if seq > logseq:
+            parts[seq] = b
+    out = []
+    seq = logseq + 1
+    while seq in parts:
+        b = parts[seq]
+        if b[0] >> 4:
+            break
+        n = (b[0] & 15) + 1
+        rec = bytearray(memoryview(b)[5:-4])
+        for k in range(1, n):
+            p = parts.get(seq + k)
+            if p is None or p[0] != (k << 4 | (n - 1)):
+                rec = None
+                break
+            rec.extend(memoryview(p)[5:-4])
+        if rec is None:
+            break
+        out.append(rec)
+        seq += n
+    for s in parts:
+        if s >= seq + MAXPARTS:
+            # a later record exists, so the one that breaks the chain was
+            # acknowledged: it is damaged
+            raise CorruptDBError("%s: commit log record %d is damaged" % (path, seq))
+    return out, seq - 1
+
+
 class _Chunk:
     # one chunk file: its sequence number, pages, live pages, state
     __slots__ = ("seq", "n", "live", "ok", "crc", "logseq")
@@ -268,6 +311,10 @@ class ChunkStore:
         try:
             fs.recover_dir(path)
             if not is_db(path):
+                if fs.isdir(path):
+                    for name in os.listdir(path):
+                        if len(name) == 9 and name[0] == "c":
+                            raise CorruptDBError("%s: the database header is missing or damaged" % path)
                 if not create:
                     raise CorruptDBError("%s is not a MicroTetherDB database folder" % path)
                 self._create()
@@ -275,7 +322,12 @@ class ChunkStore:
         except OSError as e:
             raise fs.named(e, path)
         self.pager = ChunkPager(self)
-        self._bt_open()
+        try:
+            self._bt_open()
+        except OSError as e:
+            if self.damage:
+                raise CorruptDBError(self.damage)
+            raise fs.named(e, path)
 
     def _create(self):
         # A new database folder. One left by a power cut during creation
@@ -371,6 +423,10 @@ class ChunkStore:
         self.new = not self.ids and not self.replay
 
     def _finished(self, seq):
+        # False for a chunk that a power cut interrupted: its tail's magic is
+        # written last. (A chunk that was complete but lost its last bytes is
+        # caught by the log: the records it covered are overwritten by newer
+        # ones, and the log's gap raises CorruptDBError.)
         try:
             with open("%s/c%08x" % (self.path, seq), "rb") as f:
                 size = f.seek(0, 2)
@@ -425,47 +481,8 @@ class ChunkStore:
 
     # --- the log -----------------------------------------------------------------
     def _read_log(self):
-        # -> payloads of the commit records after self.logseq, in order; sets
-        # self.lseq to the last one. A slot that fails its CRC was torn by a
-        # power cut: ignored (only the newest, unacknowledged record can be).
-        path = self.path + "/l"
-        parts = {}
-        for i in range(self.ring):
-            try:
-                with open("%s/%d" % (path, i), "rb") as f:
-                    b = f.read(PART + 16)
-            except OSError:
-                continue
-            if len(b) < 9 or struct.unpack_from("<I", b, len(b) - 4)[0] != crc32(memoryview(b)[:-4], self.dbid):
-                continue
-            seq = struct.unpack_from("<I", b, 1)[0]
-            if seq > self.logseq:
-                parts[seq] = b
-        out = []
-        seq = self.logseq + 1
-        while seq in parts:
-            b = parts[seq]
-            if b[0] >> 4:
-                break
-            n = (b[0] & 15) + 1
-            rec = bytearray(memoryview(b)[5:-4])
-            for k in range(1, n):
-                p = parts.get(seq + k)
-                if p is None or p[0] != (k << 4 | (n - 1)):
-                    rec = None
-                    break
-                rec.extend(memoryview(p)[5:-4])
-            if rec is None:
-                break
-            out.append(rec)
-            seq += n
-        self.lseq = seq - 1
-        for s in parts:
-            if s >= seq + MAXPARTS:
-                # a later record exists, so the one that breaks the chain was
-                # acknowledged: it is damaged
-                raise CorruptDBError("%s: commit log record %d is damaged" % (self.path, seq))
-        return out
+        recs, self.lseq = read_log(self.path, self.ring, self.dbid, self.logseq)
+        return recs
 
     def commit(self, payload, full=False):
         # Make the calls' records durable: one log record in the ring (the
@@ -516,7 +533,8 @@ class ChunkStore:
             return 0  # past the end (also of a tree just started by purge)
         loc = self.loc
         if pg >= len(loc) or loc[pg] == NOPAGE:
-            raise OSError(fs.EIO)  # a page nobody wrote
+            self.damage = "%s: page %d is in no chunk" % (self.path, pg)
+            raise OSError(fs.EIO)
         v = loc[pg]
         f = self._handle(v >> 16)
         f.seek((v & 0xFFFF) * self.psize + o)

@@ -143,10 +143,12 @@ class MicroTetherDB:
             self._replay()
             if self._logs and self._st.new:
                 self._st.checkpoint()  # a new database: its first chunk
-        except BaseException:
+        except BaseException as e:
+            if isinstance(e, OSError):
+                e = self._damaged(e)  # (a damaged page: CorruptDBError)
             self._st.abandon()  # nothing of a failed open is committed
             self._bt = None
-            raise
+            raise e
 
     # --- internal API (also used by query.py / index.py) ------------------
     def _check_open(self):
