@@ -43,12 +43,13 @@ except ImportError:  # pragma: no cover
 HEAD = b"MTDBF2\x00\x00"
 TAIL = b"MTC2"
 TAILLEN = 28
-RING = 32          # log slots
+RING = 64          # log slots (more: fewer checkpoints, dearer slot writes)
 PART = 128         # largest slot file kept inside the folder's metadata (LittleFS default mount)
 PARTLOAD = PART - 9
 MAXPARTS = 4       # a bigger record is committed by a checkpoint instead
-BUDGET = 8192      # bytes of dirty pages kept in RAM between checkpoints
-SLACK = 0.5        # chunk files may hold (1 + SLACK) x the live pages before GC
+BUDGET = None      # bytes of dirty pages kept in RAM between checkpoints
+                   # (None: 1/8 of the free heap at open, 8..24 KB)
+SLACK = 1.0        # chunk files may hold (1 + SLACK) x the live pages before GC
 NOPAGE = 0xFFFFFFFF
 HANDLES = 3        # chunk files kept open for reads
 
@@ -128,7 +129,13 @@ class ChunkPager(io.IOBase):
         self.pos = 0
         self.err = None
         self.lost = False
-        n = self.limit = BUDGET // self.psize
+        b = BUDGET
+        if b is None:
+            import gc
+
+            gc.collect()
+            b = min(24576, max(8192, gc.mem_free() // 8))
+        n = self.limit = min(255, b // self.psize)
         self.slots = [bytearray(self.psize) for _ in range(n)]
         self.stack = bytearray(range(n))
         self.sp = n
@@ -291,6 +298,9 @@ class ChunkStore:
         self.pager = None
         self.flushes = 0        # commits
         self.checkpoints = 0
+        self.parts = 0          # log slots written
+        self.ck_pages = 0       # pages written by checkpoints (garbage collection included)
+        self.gc_pages = 0       # of which copied forward
         self.rolled_back = False
         self.pending = False
         self.closed = False
@@ -347,7 +357,7 @@ class ChunkStore:
         dbid = struct.unpack("<I", os.urandom(4))[0] if hasattr(os, "urandom") else 1
         b = HEAD + struct.pack("<III", ps, dbid, RING)
         b += struct.pack("<I", crc32(b))
-        with open(path + "/h", "wb") as f:
+        with fs.create(path + "/h") as f:
             if f.write(b) != len(b):
                 raise OSError(fs.ENOSPC)
             f.flush()
@@ -370,6 +380,7 @@ class ChunkStore:
         self.bsize = fs.block_size(path + "/h")
         self.scratch = bytearray(ps)
         self.damage = None
+        self.reset = False
         seqs = []
         for name in os.listdir(path):
             if len(name) == 9 and name[0] == "c":
@@ -504,11 +515,12 @@ class ChunkStore:
         for k in range(n):
             b = bytes((k << 4 | (n - 1),)) + struct.pack("<I", seq + k) + mv[k * PARTLOAD:(k + 1) * PARTLOAD]
             b += struct.pack("<I", crc32(b, self.dbid))
-            with open(path + "%d" % ((seq + k) % self.ring), "wb") as f:
+            with fs.create(path + "%d" % ((seq + k) % self.ring)) as f:
                 if f.write(b) != len(b):
                     raise OSError(fs.ENOSPC)
                 f.flush()  # <- the commit point (of the last part)
         self.lseq = seq + n - 1
+        self.parts += n
         p = self.pager
         if self.ring - (self.lseq - self.logseq) < MAXPARTS or p.pf is not None:
             # the ring is (almost) full, or pages left RAM: checkpoint now,
@@ -574,7 +586,7 @@ class ChunkStore:
     def start_chunk(self):
         # the file of the next chunk, for pages that leave RAM
         self.ptab = array("I")
-        return open("%s/c%08x" % (self.path, self.seq + 1), "w+b")
+        return fs.create("%s/c%08x" % (self.path, self.seq + 1), "w+b")
 
     def checkpoint(self):
         # Write every dirty page (and some live pages of mostly dead chunks)
@@ -640,6 +652,8 @@ class ChunkStore:
             crcs = crc32(buf, crcs)
             tab.append(pg)
             n += 1
+            self.gc_pages += 1
+        self.ck_pages += n
         seq = self.seq + 1
         npages = (self.end + ps - 1) // ps
         t = struct.pack("<IIIII", n, seq, self.lseq, npages, crcs)
@@ -681,28 +695,31 @@ class ChunkStore:
         for k in self.ids[:-1]:  # (the newest carries the log position)
             if not chunks[k].live:
                 self._drop(k)
+        if self.reset:  # purge: the log's records are all behind the new tree
+            self.reset = False
+            for name in os.listdir(self.path + "/l"):
+                os.remove(self.path + "/l/" + name)
         if cid >= 0xFFFF:
             self._renumber()
 
     def _gc_pages(self, n):
         # (chunk id, slot, page) of live pages to copy into the chunk being
-        # written: from the chunks with the fewest live pages, while the files
-        # hold more than (1 + SLACK) x the live pages; at most as many as the
-        # chunk already holds (the work stays proportional to the changes),
-        # and enough to fill its last erase block.
+        # written, from the chunks with the fewest live pages first: while
+        # the files hold more than (1 + SLACK) x the live pages, as many as
+        # the chunk's own pages (the work stays proportional to the changes);
+        # otherwise only enough to fill the chunk's last erase block. Part of
+        # a chunk may be taken: it shrinks, and goes when nothing is left.
         chunks = self.chunks
         stored = live = 0
         for cid in self.ids:
             c = chunks[cid]
             stored += c.n
             live += c.live
-        per = max(1, (self.bsize - 64) // (self.psize + 4))
-        want = 0
-        if stored > live * (1 + SLACK) + 2 * per:
-            want = n
+        per = max(1, (self.bsize - TAILLEN) // (self.psize + 4))
         fill = (per - (n % per)) % per
-        if fill > want:
-            want = fill
+        want = fill
+        if stored > live * (1 + SLACK) + 2 * per:
+            want = n + fill
         out = []
         if not want:
             return out
@@ -721,8 +738,8 @@ class ChunkStore:
                 # end) must not be copied: the copy would come after it
                 if loc[pg] == cid << 16 | j and pg < npages and pg not in ov and pg not in pend:
                     out.append((cid, j, pg))
-            if len(out) >= want:
-                break
+                    if len(out) >= want:
+                        return out
         return out
 
     def _table(self, cid):
@@ -883,6 +900,7 @@ class ChunkStore:
         self.end = 0
         self.replay = []
         self.new = True
+        self.reset = True  # the next checkpoint empties the log too
         self._bt_open()
 
     def usage(self):

@@ -29,6 +29,7 @@ import sys
 import btree
 
 from . import btpage, journal
+from .files import create, exists
 from .errors import CorruptDBError, DBError
 
 ENOENT = 2
@@ -71,14 +72,6 @@ def normpath(path):
     if not out:
         raise ValueError("filename %r names the root folder" % path)
     return "/" + "/".join(out)
-
-
-def exists(p):
-    try:
-        os.stat(p)
-        return True
-    except OSError:
-        return False
 
 
 def _stat_size(p):
@@ -207,7 +200,7 @@ def _read_marker(mpath):
 
 
 def _write_marker(mpath, state, size=0):
-    with open(mpath, "wb") as f:
+    with create(mpath) as f:
         b = _SWAP_MAGIC + state + struct.pack("<I", size)
         if f.write(b) != len(b):
             raise OSError(ENOSPC)
@@ -417,7 +410,7 @@ class Pager(io.IOBase):
         self.broken = None             # a failure after a commit point
 
     def _openf(self):
-        self.f = open(self.path, "r+b" if exists(self.path) else "w+b")
+        self.f = create(self.path, "r+b" if exists(self.path) else "w+b")
 
     # --- stream protocol (called by btree) ---
     def readinto(self, buf):

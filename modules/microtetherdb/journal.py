@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover
     crc32 = None
 
 from .errors import DBError
+from .files import create
 
 SUFFIX = ".jnl"
 MAGIC = b"MTJ1"
@@ -132,7 +133,7 @@ class Writer:
         self.path = path
         r = os.urandom(4) if hasattr(os, "urandom") else b"\x00\x00\x00\x00"
         self.nonce = struct.unpack("<I", r)[0]
-        self.j = open(path, "w+b")  # spilled pages are read back
+        self.j = create(path, "w+b")  # spilled pages are read back
         h = MAGIC + struct.pack("<I", self.nonce)
         self._w(h)
         self.crc = crc32(h)

@@ -108,18 +108,26 @@ def wdata(path, size, mode="wb"):
             size -= k
 
 
-def files_size():
+def files_size(d=None):
+    # bytes in the files of the volume (a format-2 database is a folder)
+    d = d or MP
     t = 0
-    for name in os.listdir(MP):
-        st = os.stat(MP + "/" + name)
-        if not st[0] & 0x4000:
-            t += st[6]
+    for name in os.listdir(d):
+        st = os.stat(d + "/" + name)
+        t += files_size(d + "/" + name) if st[0] & 0x4000 else st[6]
     return t
 
 
 # --- part 2: durable puts at N records ------------------------------------
 def copy(src, dst):
+    # a file, or a database folder (format 2), then the source is removed
     if src == dst:
+        return
+    if os.stat(src)[0] & 0x4000:
+        os.mkdir(dst)
+        for name in os.listdir(src):
+            copy(src + "/" + name, dst + "/" + name)
+        os.rmdir(src)
         return
     buf = bytearray(4096)
     with open(src, "rb") as a:
@@ -186,7 +194,10 @@ def put_main():
     else:
         from microtetherdb import MicroTetherDB
 
-        kw = {"filename": fpath, "in_memory": False, "clock": clock}
+        # impl "db": format 2 (a folder of chunks and a commit log, the
+        # default); "db1": format 1 (one btree file)
+        kw = {"filename": fpath, "in_memory": False, "clock": clock,
+              "file_format": 1 if impl == "db1" else 2}
         db = MicroTetherDB(autoflush=False, **kw)
         for i in range(n):
             if fillt:

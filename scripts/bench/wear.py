@@ -89,7 +89,12 @@ def put_blocks(n):
     return max(256, int(math.ceil(n * 600 * 2.5 / 4096)) + 64)
 
 
-PUT_VARIANTS = (("raw", "plain"), ("db", "plain"), ("db", "tagttl"), ("db", "tagfill"))
+# impl: raw btree+json; db1: the database, format 1 (one btree file); db: format 2
+PUT_VARIANTS = (("raw", "plain"), ("db1", "plain"), ("db1", "tagttl"), ("db1", "tagfill"),
+                ("db", "plain"), ("db", "tagttl"), ("db", "tagfill"))
+PUT_HEADS = ("raw btree+json, flush per put", "format 1 plain put", "format 1 put, 2 tags + TTL",
+             "format 1, tags at fill", "format 2 plain put", "format 2 put, 2 tags + TTL",
+             "format 2, tags at fill")
 PRIM_CASES = ("inline_limit", "create", "rewrite", "append", "many", "rename", "segment",
               "page_write", "delete_big")
 
@@ -198,8 +203,7 @@ def md_put(recs):
                 row.append(cell(one(rs, records=n, impl=impl, var=var)))
             rows.append(row)
         parts.append("### Durable put, %s (bytes programmed, 4 KB erases, est. flash ms per put)\n\n"
-                     % fs + table(["records", "raw btree+json, flush per put", "db plain put",
-                                   "db put, 2 tags + TTL", "db 2 tags + TTL, tags at fill"], rows))
+                     % fs + table(["records"] + list(PUT_HEADS), rows))
         rows = []
         for n in sizes:
             for impl, var in PUT_VARIANTS:
