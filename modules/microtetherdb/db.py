@@ -25,11 +25,11 @@ def _num(name, v, lo, integer=False, lo_excl=False, hi=None):
 
 
 def _flag(name, v):
+    # Boolean arguments take only True or False: a truthy value such as a key
+    # passed by mistake (delete("a", "b")) must not switch anything on.
     if v is True or v is False:
         return v
-    if type(v) is int and (v == 0 or v == 1):
-        return v == 1
-    raise ValueError("%s must be True or False, not %r" % (name, v))
+    raise TypeError("%s must be True or False, not %r" % (name, v))
 
 
 class MicroTetherDB:
@@ -125,7 +125,12 @@ class MicroTetherDB:
             raise DBLock("database busy: an async batch or cleanup is in progress")
 
     def _now(self):
-        t = int(self._clock())
+        # The clock in whole seconds (inf/nan cannot be made an int).
+        t = self._clock()
+        if type(t) is not int:
+            if type(t) is not float or t - t != 0:
+                raise ValueError("clock() returned %r, not a finite number of seconds" % (t,))
+            t = int(t)
         return t if t > 0 else 0
 
     def _decode(self, raw):
@@ -144,7 +149,9 @@ class MicroTetherDB:
         while True:
             bt = self._bt
             if bt is None:
-                return
+                # closed (or purged, compacted away) while iterating: say so,
+                # a short result would look complete
+                raise DBError("database is closed")
             buf = []
             try:
                 for kv in bt.items(start, end):
@@ -234,6 +241,8 @@ class MicroTetherDB:
             self._gen.sec = int(f[1])
             self._gen.n = int(f[2])
         except (ValueError, IndexError):
+            raise CorruptDBError("%s: damaged metadata record" % fn)
+        if not (-1 <= self._gen.sec < _keys.MAX_SECONDS and 0 <= self._gen.n <= 99999):
             raise CorruptDBError("%s: damaged metadata record" % fn)
         self._mstate = (self._count, self._gen.sec, self._gen.n)
 
@@ -332,7 +341,9 @@ class MicroTetherDB:
         return key
 
     def delete(self, key=None, purge=False):
-        if purge:
+        if purge is not False and _flag("purge", purge):
+            if key is not None:
+                raise TypeError("delete(): a key or purge=True, not both")
             self._wguard()
             self._bt = None
             try:

@@ -14,6 +14,7 @@
 # Custom keys are never parsed: nothing is derived from a key's text.
 
 MAX_KEY_LEN = 128  # bytes of UTF-8
+MAX_SECONDS = 10000000000  # clock seconds must stay below: 10 digits in a generated key
 
 
 def kbytes(key):
@@ -67,14 +68,21 @@ class KeyGen:
         self.n = 0
 
     def next(self, now):
+        # A clock at or past 1e10 would make 11-digit keys that sort before
+        # older ones: refused (custom keys still work).
         if now > self.sec:
+            if now >= MAX_SECONDS:
+                raise ValueError("clock() returned %d: generated keys need seconds below 1e10 (10 digits)" % now)
             self.sec = now
             self.n = 0
         else:
-            self.n += 1
-            if self.n > 99999:
+            if self.n >= 99999:
                 # over 100000 keys in one second: borrow the next second,
                 # keeping keys unique and ordered.
+                if self.sec + 1 >= MAX_SECONDS:
+                    raise ValueError("generated keys: clock seconds past 9999999999")
                 self.sec += 1
                 self.n = 0
+            else:
+                self.n += 1
         return "%010d-%05d" % (self.sec, self.n)

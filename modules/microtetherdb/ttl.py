@@ -25,6 +25,8 @@ def expiry_for(ttl, now):
     t = type(ttl)
     if t is not int and t is not float:
         raise ValueError("ttl must be a number of seconds or None")
+    if ttl - ttl != 0:  # inf, nan: int() would raise OverflowError
+        raise ValueError("ttl must be a finite number of seconds, not %r" % (ttl,))
     if ttl < 0:
         raise ValueError("ttl must be >= 0")
     if ttl == 0:

@@ -121,6 +121,27 @@ def test_iteration_tolerates_writes():
     db.close()
 
 
+def test_iterators_raise_after_close():
+    # keys()/items()/values() say the database closed under them, as find()
+    # does, instead of stopping as if the data had ended.
+    for what in ("keys", "items", "values", "find"):
+        db = MicroTetherDB()
+        for i in range(40):
+            db.put("k%03d" % i, {"i": i})
+        it = db.find({}) if what == "find" else getattr(db, what)()
+        next(it)
+        db.close()
+        n = 0
+        try:
+            for _ in it:
+                n += 1
+        except DBError:
+            pass
+        else:
+            raise AssertionError("%s: no DBError after close (%d more items)" % (what, n))
+        raises(DBError, getattr(db, what), *(({},) if what == "find" else ()))
+
+
 def test_internal_keys_invisible():
     db = MicroTetherDB()
     db.put("a", {"v": 1}, ttl=100)
