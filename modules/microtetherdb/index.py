@@ -191,7 +191,11 @@ def _drop_range(bt, p):
 
 
 def _after(p):
-    return p[:-1] + bytes((p[-1] + 1,))
+    # the smallest key above every key starting with p (p never is all 0xFF)
+    n = len(p)
+    while p[n - 1] == 0xFF:
+        n -= 1
+    return p[:n - 1] + bytes((p[n - 1] + 1,))
 
 
 # --- lifecycle (called by the core on open/purge) -----------------------
@@ -245,6 +249,8 @@ def create_index(db, field):
     ix = db._ixs
     if field in ix.defs:
         return False
+    if field != TAGS and len(ix.defs) - (TAGS in ix.defs) >= MAX_INDEXES:
+        raise ValueError("at most %d indexes (one-byte index ids); drop one first" % MAX_INDEXES)
     i = _free_id(ix.defs, 2 if field != TAGS else 1)
     p = PRE + bytes((i,))
     try:
@@ -278,13 +284,16 @@ def indexes(db):
     return sorted(db._ixs.defs)
 
 
+MAX_INDEXES = 253  # user indexes: ids 2..255, one kept free for reindex()
+
+
 def _free_id(defs, first):
     used = list(defs.values())
     i = first
     while i in used:
         i += 1
     if i > 255:
-        raise ValueError("at most 254 indexes")
+        raise ValueError("at most %d indexes" % MAX_INDEXES)
     return i
 
 
@@ -299,7 +308,7 @@ def reindex(db):
     bt = db._bt
     for f in list(ix.defs):
         old = ix.defs[f]
-        i = _free_id(ix.defs, 2)
+        i = _free_id(ix.defs, 1)  # any id: the previous one of an earlier field may be free
         try:
             n += ix.build(f, i)
             d = dict(ix.defs)

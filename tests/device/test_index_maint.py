@@ -340,3 +340,21 @@ def test_random_operations_keep_indexes_exact():
                     db = MicroTetherDB(TMP + "/r.db", in_memory=False, autoflush=False, clock=lambda: T[0])
     all_checks(db)
     db.close()
+
+
+def test_index_limit_named():
+    # Index ids are one byte: 253 user indexes (plus the tag index), and one
+    # id stays free so that reindex() can rebuild each under a new id.
+    db = MicroTetherDB()
+    db.put("a", {"f0": 1, "f252": 2}, tags=["x"])
+    for i in range(253):
+        assert db.create_index("f%d" % i)
+    m = raises(ValueError, db.create_index, "one_more")
+    assert "253" in m, m
+    assert db.reindex() == 3 and db.reindex() == 3
+    assert db.query({"f252": 2}) == [{"f0": 1, "f252": 2}]
+    assert db.explain({"f252": 2})["plan"] == "index"
+    assert db.query({"tags": "x"}) == [{"f0": 1, "f252": 2}]
+    assert db.drop_index("f3") and db.create_index("g")
+    assert len(db.indexes()) == 254
+    db.close()
