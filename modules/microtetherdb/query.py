@@ -215,6 +215,25 @@ def _re_check(pat, op, path):
         i += 1
 
 
+def _rxtest(rx, pat):
+    # re first; where its recursive matcher runs out of stack (a loop over a
+    # long string), the same pattern through the iterative regex.py.
+    prog = []
+
+    def test(v):
+        if type(v) is not str:
+            return False
+        try:
+            return rx.search(v) is not None
+        except RuntimeError:
+            if not prog:
+                from . import regex
+                prog.append(regex)
+                prog.append(regex.compile(pat))
+            return prog[0].search(prog[1], v)
+    return test
+
+
 def _optest(op, arg, path):
     if op == "$eq":
         return _eqtest(_norm(arg, path))
@@ -251,7 +270,7 @@ def _optest(op, arg, path):
             raise _err("re module not available", op, path)
         except Exception as e:
             raise _err("bad pattern (%s)" % e, op, path)
-        return lambda v: type(v) is str and rx.search(v) is not None
+        return _rxtest(rx, arg)
     if op == "$not":
         t = _vtest(arg, path)
         return lambda v: not t(v)
@@ -565,8 +584,6 @@ def _count_opt(q, op):
 class Plan:
     # A compiled query. Attributes are read by find()/explain().
     def __init__(self, q):
-        if q is None:
-            q = {}
         conds = []
         _conds(q, True, conds)
         self.limit = _count_opt(q, "$limit")
