@@ -1,40 +1,64 @@
 # Record encoding.
 #
-# A stored value is a small binary header followed by the JSON document:
-#   byte 0      flags: bit0 = expiry present, bit1 = tags present
+# A stored value is the document as UTF-8 JSON, which always starts with
+# "{" (0x7B). A record with an expiry or tags puts a small binary header in
+# front of it, starting with a flags byte that is never "{":
+#   byte 0      flags: bit0 = expiry present, bit1 = tags present (1..3)
 #   [4 bytes]   expiry, unsigned big-endian clock seconds       (if bit0)
 #   [1 byte n]  number of tags, then n x (1 byte length + UTF-8) (if bit1)
 #   rest        the document as UTF-8 JSON
-# Expiry and tags can be read without decoding the JSON.
+# Expiry and tags can be read without decoding the JSON. Format 1 (before
+# database format 2) gave every record a header; flags 0 = neither: still read.
 import json
 
 from .errors import CorruptDBError
 
 F_EXP = 1
 F_TAGS = 2
+PLAIN = 0x7B  # "{": a record without a header
 MAX_DEPTH = 32
+_loads = json.loads
+_dumps = json.dumps
 
 
-def _check(v, depth):
-    # Containers recurse; scalars are checked inline in the loops (no call per
-    # leaf: this runs on every put).
+def _check(v, depth, type=type, str=str, int=int, bool=bool, float=float, dict=dict,
+           list=list, tuple=tuple, isinstance=isinstance):
+    # Raise for what JSON cannot hold: MicroPython's json.dumps writes
+    # invalid JSON for sets, NaN, bytearray and other objects, and silently
+    # turns int or bytes dict keys and bytes values into strings. v is a
+    # dict, list or tuple. Runs on every put: builtins are bound as locals
+    # (a global lookup of a builtin costs a dict miss and a table search),
+    # scalars are checked inline, and only containers recurse.
     if depth > MAX_DEPTH:
         raise ValueError("data: nested deeper than %d" % MAX_DEPTH)
-    d = isinstance(v, dict)
+    if type(v) is list or type(v) is tuple:
+        for x in v:
+            t = type(x)
+            if t is str or t is int:
+                continue
+            if t is bool or x is None:
+                continue
+            if t is float:
+                if x - x != 0:
+                    raise ValueError("data: NaN and infinity are not JSON")
+            elif t is dict or t is list or t is tuple or isinstance(x, dict):
+                _check(x, depth + 1)
+            else:
+                raise TypeError("data: %s is not JSON-serialisable" % t.__name__)
+        return
     for k in v:
-        if d:
-            if type(k) is not str:
-                raise TypeError("data: dict keys must be str, not %s" % type(k).__name__)
-            x = v[k]
-        else:
-            x = k
+        if type(k) is not str:
+            raise TypeError("data: dict keys must be str, not %s" % type(k).__name__)
+        x = v[k]
         t = type(x)
-        if t is str or t is int or t is bool or x is None:
+        if t is str or t is int:
+            continue
+        if t is bool or x is None:
             continue
         if t is float:
             if x - x != 0:
                 raise ValueError("data: NaN and infinity are not JSON")
-        elif t is list or t is tuple or isinstance(x, dict):
+        elif t is dict or t is list or t is tuple or isinstance(x, dict):
             _check(x, depth + 1)
         else:
             raise TypeError("data: %s is not JSON-serialisable" % t.__name__)
@@ -64,31 +88,63 @@ def tags_bytes(tags):
     return out
 
 
-def encode(doc, expiry, tagb, max_size):
+def text(doc):
+    # The document checked and as JSON text (a str).
     if not isinstance(doc, dict):
         raise TypeError("data must be a dict, not %s" % type(doc).__name__)
     _check(doc, 0)
-    b = json.dumps(doc).encode()
-    if len(b) > max_size:
+    return _dumps(doc)
+
+
+def check_size(s, max_size):
+    # The JSON text's size in bytes, or ValueError over max_size (the
+    # caller skips this when len(s) * 4 <= max_size: 4 bytes per character).
+    n = len(s.encode())
+    if n > max_size:
         raise ValueError(
-            "document is %d bytes as JSON, over the limit of %d (max_doc_size)" % (len(b), max_size)
+            "document is %d bytes as JSON, over the limit of %d (max_doc_size)" % (n, max_size)
         )
-    if expiry is None and tagb is None:
-        return b"\x00" + b
-    h = bytearray(1)
-    if expiry is not None:
-        h[0] = F_EXP
+    return n
+
+
+def with_header(s, expiry, tagb):
+    # The stored value of a record with an expiry and/or tags.
+    if expiry is None:
+        h = bytearray((F_TAGS,))
+    else:
+        h = bytearray((F_EXP if tagb is None else F_EXP | F_TAGS,))
         h.extend(expiry.to_bytes(4, "big"))
     if tagb is not None:
-        h[0] |= F_TAGS
         h.extend(tagb)
-    h.extend(b)
-    return bytes(h)
+    h.extend(s)
+    return h
+
+
+def encode(doc, expiry, tagb, max_size):
+    # -> the stored value: the JSON text itself (a str: btree stores its
+    # UTF-8 bytes) when there is no expiry and no tags, else header + JSON.
+    s = text(doc)
+    if len(s) > max_size >> 2:
+        check_size(s, max_size)
+    if expiry is None and tagb is None:
+        return s
+    return with_header(s, expiry, tagb)
+
+
+def flags(raw):
+    # Header flags of a stored value (0: no header), without allocating.
+    if type(raw) is str:
+        return 0
+    f = raw[0]
+    return f if f < 4 else 0
 
 
 def expiry(raw):
     # Expiry of a stored value (int) or None, without allocating.
-    if raw[0] & F_EXP:
+    if type(raw) is str:
+        return None
+    f = raw[0]
+    if f & F_EXP and f < 4:
         return (raw[1] << 24) | (raw[2] << 16) | (raw[3] << 8) | raw[4]
     return None
 
@@ -104,36 +160,53 @@ def _tags(raw, p):
     return tuple(lst), p
 
 
+def _bad(raw):
+    return CorruptDBError("bad record header (%r...)" % (raw[:8],))
+
+
 def header(raw):
     # -> (expiry or None, tags tuple), no JSON decoding.
+    if type(raw) is str:
+        return None, ()
     f = raw[0]
-    if f & ~(F_EXP | F_TAGS):
-        raise CorruptDBError("bad record header")
+    if f == PLAIN:
+        return None, ()
+    if f > 3:
+        raise _bad(raw)
     if f & F_TAGS:
-        return expiry(raw), _tags(raw, 5 if f & F_EXP else 1)[0]
+        try:
+            return expiry(raw), _tags(raw, 5 if f & F_EXP else 1)[0]
+        except (IndexError, ValueError):
+            raise _bad(raw)
     return expiry(raw), ()
 
 
 def body_offset(raw):
+    # Offset of the JSON in a stored value (IndexError/ValueError if damaged).
     f = raw[0]
+    if f == PLAIN:
+        return 0
+    if f > 3:
+        raise ValueError
     p = 5 if f & F_EXP else 1
     if f & F_TAGS:
         n = raw[p]
         p += 1
         for _ in range(n):
             p += 1 + raw[p]
+    if p >= len(raw):
+        raise IndexError
     return p
 
 
 def doc(raw):
-    f = raw[0]
-    if f & ~(F_EXP | F_TAGS):
-        raise CorruptDBError("bad record header")
-    p = 1 if f == 0 else body_offset(raw)
+    # The document of a stored value (CorruptDBError if it does not decode).
     try:
-        return json.loads(memoryview(raw)[p:])
-    except ValueError:
-        raise CorruptDBError("bad record document")
+        if type(raw) is str or raw[0] == PLAIN:
+            return _loads(raw)
+        return _loads(memoryview(raw)[body_offset(raw):])
+    except (ValueError, IndexError):
+        raise CorruptDBError("bad record (%r...)" % (raw[:8],))
 
 
 def decode(raw):

@@ -13,8 +13,8 @@
 #   4. rename "<db>.swp" -> "<db>", reopen
 # recover(), run by Storage before every open, finishes step 3-4 if a
 # "<db>.swp" exists and deletes a leftover "<db>.new" (an unfinished copy).
-# In-memory mode builds a new BytesIO the same way and swaps it in (needs
-# room for both copies while it runs).
+# In-memory mode: memstore.MemStore.compact() (a fresh store, the keys
+# copied, swapped in; needs room for both copies while it runs).
 import os
 
 NEW = ".new"
@@ -82,7 +82,12 @@ def compact(db):
     db._wguard()
     st = db._st
     if st.mem:
-        return _compact_mem(db, st, btree)
+        # memstore.MemStore.compact: a fresh store, every key copied, swapped
+        db._bt = None
+        try:
+            return st.compact()
+        finally:
+            db._bt = st.bt
     fn = st.filename
     new = fn + NEW
     swp = fn + SWP
@@ -176,65 +181,6 @@ def _reopen(db, st, fn):
     st.f = f
     st.new = False
     db._bt = st.bt
-
-
-def _compact_mem(db, st, btree):
-    import io
-
-    bt = db._bt
-    bt.flush()
-    before = st.size()
-    f = io.BytesIO()
-    nb = btree.open(f, pagesize=st.psize, cachesize=st.csize)
-    try:
-        _copy(bt, nb)
-        nb.flush()
-    except BaseException as e:
-        nb.close()
-        raise e
-    db._bt = None
-    st.close()
-    if st.budget is not None:
-        # Back into a preallocated store of the full budget, as at open
-        # (storage.py); the old one is free now.
-        nb.close()
-        f = _repack(f, st.prealloc_size())
-        nb = btree.open(f, pagesize=st.psize, cachesize=st.csize)
-        st._room = 0  # measured again by the next reserve()
-    st.bt = nb
-    st.f = f
-    db._bt = nb
-    return before - st.size()
-
-
-def _repack(f, cap):
-    # Copy the BytesIO f into a new one preallocated to cap bytes, page by
-    # page (no second whole copy in RAM); keep f if there is no room for that.
-    import io
-
-    import gc
-
-    pre = None
-    from .storage import PREALLOC_HEADROOM
-
-    if cap and gc.mem_free() >= cap + PREALLOC_HEADROOM:  # as Storage._open
-        try:
-            pre = io.BytesIO(cap)
-        except MemoryError:
-            pass
-    if pre is None:
-        f.seek(0)
-        return f
-    f.seek(0)
-    buf = bytearray(2048)
-    mv = memoryview(buf)
-    while True:
-        n = f.readinto(buf)
-        if not n:
-            break
-        pre.write(mv[:n])
-    pre.seek(0)  # btree.open reads the meta page from the current position
-    return pre
 
 
 def usage(db):

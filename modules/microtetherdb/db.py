@@ -1,4 +1,21 @@
-# MicroTetherDB: the public API class.
+# MicroTetherDB: the public API class, and the core the helper modules use.
+#
+# Helper interface. index.py, query.py (with planner.py), aio.py and
+# compact.py use only these members of the database (nothing else of it):
+#   _check_open() -> btree handle       DBError if closed
+#   _wguard() -> btree handle           also DBLock while an async batch runs
+#   _records(start, end)                (key bytes, stored value) in key order
+#   _raw(kb)                            stored value or None
+#   _now()                              clock seconds
+#   _damaged(e)                         the exception for a btree OSError
+#   _after_write()                      commit policy after a write call
+#   _take(nbytes)                       memory mode: pages for one more insert
+#   _indexes()                          the index.Indexes object (hooks, defs)
+#   _async()                            aio.State (lock, sweeper task)
+#   _put_batch_steps / _delete_batch_steps / _cleanup_steps, PAUSE:
+#       each batch written once, as a generator of chunks (see _steps_run)
+#   _st, _commit(), _bt (compact.py, the file layer)
+# Every record write and delete goes through _write_record / _delete_record.
 import gc
 
 from . import codec
@@ -6,13 +23,17 @@ from . import index as _index
 from . import keys as _keys
 from . import ttl as _ttl
 from .errors import CorruptDBError, DBError, DBLock
-from .storage import Storage
 
 META = b"\xffm"  # meta record: b"MTDB" + format version byte + b":count:gen_sec:gen_n"
-FORMAT = 1
+FORMAT = 2  # 2: a record without expiry and tags has no header (codec.py); 1 is read
 _END = b"\xff"  # all user keys sort below this; internal keys start with it
-_CHUNK = 16
+_CHUNK = 16  # records per chunk: _records() reads, batches yield between chunks
 _NO = object()
+_PLAIN = codec.PLAIN
+_F_EXP = codec.F_EXP
+_F_TAGS = codec.F_TAGS
+_loads = codec._loads
+_INS = 4  # worst-case pages of one btree insert (memstore.INSERT_PAGES)
 
 
 def _num(name, v, lo, integer=False, lo_excl=False, hi=None):
@@ -32,7 +53,24 @@ def _flag(name, v):
     raise TypeError("%s must be True or False, not %r" % (name, v))
 
 
+def _del(bt, k):
+    try:
+        del bt[k]
+    except KeyError:
+        pass
+
+
+def _apply(bt, ch):
+    # index entry changes from Indexes.changes(): (keys to delete, keys to add)
+    for k in ch[0]:
+        _del(bt, k)
+    for k in ch[1]:
+        bt[k] = b""
+
+
 class MicroTetherDB:
+    PAUSE = _NO  # what the step generators yield between chunks
+
     def __init__(
         self,
         filename="microtether.db",
@@ -91,38 +129,48 @@ class MicroTetherDB:
         self.clock = self._clock = clock
         self.max_doc_size = _num("max_doc_size", max_doc_size, 2, integer=True, hi=1 << 20)
 
-        budget = None
-        if in_memory:
-            gc.collect()
-            budget = int((gc.mem_free() + gc.mem_alloc()) * self.ram_percentage / 100)
         self._gen = _keys.KeyGen()
-        self._ix = None  # secondary-index hook object (query engine), see _write_record
-        self._ixs = None  # index.Indexes (definitions), also when _ix is None
-        self._alock = None  # asyncio.Lock, created by the async API
-        self._abusy = False  # True while an async batch/cleanup is mid-way
-        self._task = None  # TTL sweeper task
+        self._ix = None  # index.Indexes: the hooks of _write_record / _delete_record
+        self._aio = None  # aio.State, created by the async API
+        self._abusy = False  # True while a batch or cleanup is mid-way
         self._dirty = 0  # write calls since the last commit
         self._writes = 0
-        self._st = Storage(filename, in_memory, p, self.btree_cachesize, budget)
+        if in_memory:
+            # the budget: a share of the MicroPython heap (memstore.py)
+            from .memstore import MemStore
+
+            gc.collect()
+            budget = int((gc.mem_free() + gc.mem_alloc()) * self.ram_percentage / 100)
+            self._st = MemStore(p, budget, filename)
+        else:
+            from .storage import Storage
+
+            self._st = Storage(filename, False, p, self.btree_cachesize, None)
+        self._mem = self._st.budget is not None  # pages are reserved before writes
         self._bt = self._st.bt
         try:
             self._load_meta()
-            _index.attach(self)
+            self._gen.catch_up(self._bt)
+            self._ix = _index.attach(self, self._count)
         except BaseException:
             self._st.close()
             self._bt = None
             raise
 
-    # --- internal API (also used by query.py / index.py) ------------------
+    # --- helper interface (see the top of this file) ------------------------
     def _check_open(self):
-        if self._bt is None:
+        bt = self._bt
+        if bt is None:
             raise DBError("database is closed")
+        return bt
 
     def _wguard(self):
-        if self._bt is None:
+        bt = self._bt
+        if bt is None:
             raise DBError("database is closed")
         if self._abusy:
             raise DBLock("database busy: an async batch or cleanup is in progress")
+        return bt
 
     def _now(self):
         # The clock in whole seconds (inf/nan cannot be made an int).
@@ -132,12 +180,6 @@ class MicroTetherDB:
                 raise ValueError("clock() returned %r, not a finite number of seconds" % (t,))
             t = int(t)
         return t if t > 0 else 0
-
-    def _decode(self, raw):
-        return codec.decode(raw)
-
-    def _header(self, raw):
-        return codec.header(raw)
 
     def _records(self, start=None, end=None):
         # (key_bytes, raw) of user records in key order, start inclusive, end
@@ -155,8 +197,12 @@ class MicroTetherDB:
             buf = []
             try:
                 for kv in bt.items(start, end):
-                    if kv[0] == skip:
-                        continue
+                    if skip is not None and kv[0] <= skip:
+                        if kv[0] == skip:
+                            continue
+                        # a damaged page sent the search back: going on
+                        # would repeat keys for ever
+                        raise CorruptDBError("%s: damaged database page (keys out of order)" % self.filename)
                     buf.append(kv)
                     if len(buf) >= _CHUNK:
                         break
@@ -168,6 +214,14 @@ class MicroTetherDB:
                 return
             start = skip = buf[-1][0]
 
+    def _raw(self, kb):
+        # The stored value under kb or None (DBError if closed).
+        bt = self._check_open()
+        try:
+            return bt.get(kb)
+        except OSError as e:
+            raise self._damaged(e)
+
     def _damaged(self, e):
         # btree reports a page it cannot make sense of as OSError (EINVAL).
         # ENOMEM is btree's own malloc failing (ports whose C malloc shares
@@ -176,41 +230,100 @@ class MicroTetherDB:
             return MemoryError("btree: out of memory (%r)" % (e,))
         return CorruptDBError("%s: damaged database page (%r)" % (self.filename, e))
 
+    def _take(self, nbytes):
+        # Memory mode: reserve the pages of one more btree insert of nbytes
+        # (key + value), or DBFullError before it is made. (File: nothing.)
+        if self._mem:
+            st = self._st
+            w = _INS + st.ovfl_pages(nbytes + 16)
+            r = st.room - w
+            if r < 0:
+                st.reserve(w)
+            else:
+                st.room = r
+
+    def _oom(self, e):
+        # The exception a failed write raises (after its undo): btree's own
+        # malloc failing (OSError ENOMEM) is a MemoryError like any other.
+        if isinstance(e, OSError) and e.args and e.args[0] == 12:
+            return MemoryError("btree: out of memory")
+        return e
+
+    def _indexes(self):
+        return self._ix
+
+    def _async(self):
+        st = self._aio
+        if st is None:
+            from . import aio
+
+            st = self._aio = aio.State()
+        return st
+
+    # --- the record write path ----------------------------------------------
+    # kb is the key as stored: a str (btree stores its UTF-8 bytes) or bytes.
+    # Stored values: codec.py (a str or bytearray when just encoded, bytes
+    # when read back). A value without a header has flags 0.
     def _write_record(self, kb, old, new):
-        # The single path of every record write (old: previous raw or None).
+        # The single path of every record write (old: previous raw or None):
+        # the record, the record count, the TTL index and (through the
+        # Indexes object) the tag and field indexes. Every key it needs is
+        # made first, then the btree is changed: running out of heap while
+        # making them leaves everything as it was.
         bt = self._bt
-        ne = codec.expiry(new)
-        oe = None
-        if old is not None:
-            oe = codec.expiry(old)
+        ix = self._ix
+        if old is None and type(new) is str:  # a new record without header
+            ch = ix.changes(kb, None, new) if ix is not None and ix.fields else None
+            bt[kb] = new
+            self._count += 1
+            if ch is not None:
+                _apply(bt, ch)
+            return
+        nf = 0 if type(new) is str else new[0]
+        of = 0 if old is None else old[0]
+        if nf > 3:
+            nf = 0
+        if of > 3:
+            of = 0
+        dk = ak = ch = None
+        if (nf | of) & _F_EXP:
+            ne = codec.expiry(new)
+            oe = None if old is None else codec.expiry(old)
             if oe is not None and oe != ne:
-                try:
-                    del bt[_ttl.ikey(oe, kb)]
-                except KeyError:
-                    pass
+                dk = _ttl.ikey(oe, kb)
+            if ne is not None and ne != oe:
+                ak = _ttl.ikey(ne, kb)
+        if ix is not None and ((nf | of) & _F_TAGS or ix.fields):
+            ch = ix.changes(kb, old, new)
+        if dk is not None:
+            _del(bt, dk)
         bt[kb] = new
         if old is None:
             self._count += 1
-        if ne is not None and ne != oe:
-            bt[_ttl.ikey(ne, kb)] = b""
-        ix = self._ix
-        if ix is not None:
-            ix.on_write(kb, old, new)
+        if ak is not None:
+            bt[ak] = b""
+        if ch is not None:
+            _apply(bt, ch)
 
     def _delete_record(self, kb, old):
-        # The single path of every record delete (old: its current raw value).
+        # The single path of every record delete (old: its current raw value);
+        # keys first, then the btree, as in _write_record.
         bt = self._bt
-        oe = codec.expiry(old)
-        if oe is not None:
-            try:
-                del bt[_ttl.ikey(oe, kb)]
-            except KeyError:
-                pass
+        ix = self._ix
+        f = old[0]
+        if f > 3:
+            f = 0
+        dk = ch = None
+        if f & _F_EXP:
+            dk = _ttl.ikey(codec.expiry(old), kb)
+        if ix is not None and (f & _F_TAGS or ix.fields):
+            ch = ix.changes(kb, old, None)
+        if dk is not None:
+            _del(bt, dk)
         del bt[kb]
         self._count -= 1
-        ix = self._ix
-        if ix is not None:
-            ix.on_delete(kb, old)
+        if ch is not None:
+            _apply(bt, ch)
 
     def _meta(self):
         g = self._gen
@@ -233,18 +346,21 @@ class MicroTetherDB:
             return
         if len(m) < 7 or m[:4] != b"MTDB" or m[5] != 0x3A:
             raise CorruptDBError("%s: damaged metadata record" % fn)
-        if m[4] != FORMAT:
+        if m[4] != FORMAT and m[4] != 1:
             raise CorruptDBError("%s: database format %d is not supported (this is %d)" % (fn, m[4], FORMAT))
         try:
             f = m[6:].split(b":")
             self._count = int(f[0])
-            self._gen.sec = int(f[1])
-            self._gen.n = int(f[2])
+            self._gen.set(int(f[1]), int(f[2]))
         except (ValueError, IndexError):
             raise CorruptDBError("%s: damaged metadata record" % fn)
         if not (-1 <= self._gen.sec < _keys.MAX_SECONDS and 0 <= self._gen.n <= 99999):
             raise CorruptDBError("%s: damaged metadata record" % fn)
         self._mstate = (self._count, self._gen.sec, self._gen.n)
+        if m[4] != FORMAT:
+            # format 1: records written from now on may have no header, so
+            # the next commit rewrites the metadata record with format 2
+            self._mstate = (-1, -1, -1)
 
     def _commit(self):
         # The one commit point: persist the record count, then storage.commit().
@@ -266,187 +382,9 @@ class MicroTetherDB:
         if af and self._dirty >= af:
             self._commit()
 
-    def _live(self, raw, now):
-        e = codec.expiry(raw)
-        return e is None or e > now
-
-    def _reserve(self, kb, raw):
-        st = self._st
-        if st.budget is not None:
-            n = st.pages_for(len(kb) + len(raw))
-            if raw[0] & codec.F_EXP:
-                n += st.pages_for(0)
-            st.reserve(n)
-
-    def _newkey(self, now, taken=None):
-        bt = self._bt
-        while True:
-            k = self._gen.next(now)
-            kb = k.encode()
-            if bt.get(kb) is None and (taken is None or kb not in taken):
-                return k, kb
-
-    # --- writes -------------------------------------------------------------
-    def put(self, *args, ttl=None, tags=None, key=None, data=None):
-        # put(data, ttl=None, tags=None, key=None) or put(key, data, ttl=None, tags=None)
-        n = len(args)
-        if data is None:
-            if not n:
-                raise TypeError("put() needs data")
-            a0 = args[0]
-            if n == 1 or isinstance(a0, dict):
-                data = a0
-                rest = args[1:]
-                if len(rest) > 3:
-                    raise TypeError("put(data, ttl, tags, key): too many arguments")
-                if len(rest) > 2:
-                    key = rest[2]
-            else:
-                if key is not None:
-                    raise TypeError("put(): key given twice")
-                key = a0
-                data = args[1]
-                rest = args[2:]
-                if len(rest) > 2:
-                    raise TypeError("put(key, data, ttl, tags): too many arguments")
-        else:
-            if n > 1:
-                raise TypeError("put(): data given twice")
-            if n:
-                key = args[0]
-            rest = ()
-        if rest:
-            ttl = rest[0]
-            if len(rest) > 1:
-                tags = rest[1]
-        self._wguard()
-        now = self._now()
-        raw = codec.encode(data, _ttl.expiry_for(ttl, now), codec.tags_bytes(tags), self.max_doc_size)
-        if key is None:
-            key, kb = self._newkey(now)
-            old = None  # _newkey looked: the key is free
-        else:
-            kb = _keys.kbytes(key)
-            if type(key) is not str:
-                key = str(kb, "utf-8")
-            old = self._bt.get(kb)
-        self._reserve(kb, raw)
-        c0 = self._count
-        try:
-            self._write_record(kb, old, raw)
-        except BaseException:
-            self._undo(((kb, old),), c0)  # e.g. MemoryError half-way: all or nothing
-            raise
-        self._after_write()
-        return key
-
-    def delete(self, key=None, purge=False):
-        if purge is not False and _flag("purge", purge):
-            if key is not None:
-                raise TypeError("delete(): a key or purge=True, not both")
-            self._wguard()
-            self._bt = None
-            try:
-                self._st.purge()
-            finally:
-                self._bt = self._st.bt
-            self._count = 0
-            self._gen = _keys.KeyGen()
-            self._load_meta()
-            _index.attach(self)
-            self._dirty = 0
-            return 1
-        if key is None:
-            raise TypeError("delete() needs a key (or purge=True)")
-        self._wguard()
-        kb = _keys.kbytes(key)
-        old = self._bt.get(kb)
-        if old is None:
-            return 0
-        live = self._live(old, self._now())
-        c0 = self._count
-        try:
-            self._delete_record(kb, old)
-        except BaseException:
-            self._del_undo(((kb, old),), c0)
-            raise
-        self._after_write()
-        return 1 if live else 0
-
-    def _prep_batch(self, items, ttls):
-        # Validate and encode every item before anything is written.
-        if isinstance(items, dict) or type(items) is str:
-            raise TypeError("items must be a list of dicts or (key, dict) pairs")
-        if type(items) is not list and type(items) is not tuple:
-            items = list(items)
-        n = len(items)
-        tl = None
-        if ttls is not None:
-            if type(ttls) is list or type(ttls) is tuple:
-                if len(ttls) != n:
-                    raise ValueError("ttls has %d values for %d items" % (len(ttls), n))
-                tl = ttls
-        now = self._now()
-        single = None if tl is not None else _ttl.expiry_for(ttls, now)
-        mx = self.max_doc_size
-        ents = []
-        taken = None
-        for i in range(n):
-            it = items[i]
-            try:
-                if isinstance(it, dict):
-                    kb = None
-                    d = it
-                elif (type(it) is tuple or type(it) is list) and len(it) == 2:
-                    kb = _keys.kbytes(it[0])
-                    d = it[1]
-                    if taken is None:
-                        taken = set()
-                    taken.add(kb)
-                else:
-                    raise TypeError("expected a dict or a (key, dict) pair")
-                e = single if tl is None else _ttl.expiry_for(tl[i], now)
-                ents.append([kb, codec.encode(d, e, None, mx)])
-            except TypeError as ex:
-                raise TypeError("items[%d]: %s" % (i, ex))
-            except ValueError as ex:
-                raise ValueError("items[%d]: %s" % (i, ex))
-        out = []
-        for ent in ents:
-            if ent[0] is None:
-                k, ent[0] = self._newkey(now, taken)
-            else:
-                k = str(ent[0], "utf-8")
-            out.append(k)
-        return ents, out
-
-    def _reserve_batch(self, ents):
-        st = self._st
-        if st.budget is not None:
-            sizes = []
-            for kb, raw in ents:
-                sizes.append(len(kb) + len(raw))
-                if raw[0] & codec.F_EXP:
-                    sizes.append(len(kb) + 6)
-            st.reserve(st.pages_for_batch(sizes))
-
-    def _check_batch(self, undo, count):
-        # In-memory budget: a batch that went over it after all is undone.
-        st = self._st
-        if not st.check():
-            self._undo(undo, count)
-            st.check()
-            st.full()
-
-    def _apply(self, ents, i, j, undo):
-        bt = self._bt
-        for kb, raw in ents[i:j]:
-            old = bt.get(kb)
-            undo.append((kb, old))
-            self._write_record(kb, old, raw)
 
     def _undo(self, undo, count):
-        # Put back what a failed batch changed (newest first).
+        # Put back what a failed call changed (newest first).
         bt = self._bt
         for kb, old in reversed(undo):
             cur = bt.get(kb)
@@ -465,90 +403,359 @@ class MicroTetherDB:
         if e is not None:
             self._bt[_ttl.ikey(e, kb)] = b""
 
-    def put_batch(self, items, ttls=None):
-        self._wguard()
-        ents, out = self._prep_batch(items, ttls)
-        self._reserve_batch(ents)
-        undo = []
+    # --- writes -------------------------------------------------------------
+    def put(self, a=_NO, b=_NO, c=_NO, d=_NO, *, ttl=None, tags=None, key=None, data=None):
+        # put(data, ttl=None, tags=None, key=None) or put(key, data, ttl=None, tags=None)
+        if data is None:
+            if b is _NO or isinstance(a, dict):
+                if a is _NO:
+                    raise TypeError("put() needs data")
+                data = a  # put(data, ttl, tags, key)
+                if b is not _NO:
+                    if ttl is not None:
+                        raise TypeError("put(): ttl given twice")
+                    ttl = b
+                    if c is not _NO:
+                        if tags is not None:
+                            raise TypeError("put(): tags given twice")
+                        tags = c
+                        if d is not _NO:
+                            if key is not None:
+                                raise TypeError("put(): key given twice")
+                            key = d
+            else:
+                if key is not None:
+                    raise TypeError("put(): key given twice")
+                key = a  # put(key, data, ttl, tags)
+                data = b
+                if c is not _NO:
+                    if ttl is not None:
+                        raise TypeError("put(): ttl given twice")
+                    ttl = c
+                if d is not _NO:
+                    if tags is not None:
+                        raise TypeError("put(): tags given twice")
+                    tags = d
+        elif b is not _NO:
+            raise TypeError("put(): data given twice")
+        elif a is not _NO:
+            if key is not None:
+                raise TypeError("put(): key given twice")
+            key = a  # put(key, data=...)
+        bt = self._bt
+        if bt is None or self._abusy:
+            self._wguard()
+        s = codec.text(data)
+        n = len(s)  # characters (each at most 4 bytes)
+        if n > self.max_doc_size >> 2:
+            codec.check_size(s, self.max_doc_size)
+        ins = 1  # btree inserts: the record, its TTL index entry, one per tag
+        now = None
+        if ttl is None and tags is None:
+            raw = s
+        else:
+            e = None
+            if ttl is not None:
+                now = self._now()
+                e = _ttl.expiry_for(ttl, now)
+                if e is not None:
+                    ins += 1
+            tb = None if tags is None else codec.tags_bytes(tags)
+            if tb is not None:
+                ins += tb[0]
+            raw = s if e is None and tb is None else codec.with_header(s, e, tb)
+        if key is None:
+            if now is None:
+                now = self._now()
+            key = kb = self._gen.next(now)
+            old = None  # above every key generated or of that shape: free
+        else:
+            if type(key) is str and 0 < len(key) <= 32:
+                kb = key
+            else:
+                kb = _keys.kbytes(key)
+                if type(key) is not str:
+                    key = str(kb, "utf-8")
+            try:
+                old = bt.get(kb)
+            except OSError as ex:
+                raise self._damaged(ex)
+            if len(kb) == 16:
+                self._gen.bump(kb)
+        if self._mem:
+            # the pages this write may take (memstore.py), or DBFullError now:
+            # INSERT_PAGES per btree insert, plus overflow pages if the record
+            # (key <= 128 bytes, entry header, value) may not fit in a leaf
+            st = self._st
+            w = _INS * (ins + len(self._ix.fields))
+            nb = (4 * n if raw is s else len(raw)) + 160
+            if nb > st.inline:
+                if raw is s and n > 120:
+                    nb = len(s.encode()) + 160  # (4 bytes per character: too many pages)
+                w += st.ovfl_pages(nb)
+            r = st.room - w
+            if r < 0:
+                st.reserve(w)
+            else:
+                st.room = r
         c0 = self._count
         try:
-            self._apply(ents, 0, len(ents), undo)
-        except BaseException:
+            self._write_record(kb, old, raw)
+        except BaseException as ex:
+            self._undo(((kb, old),), c0)  # e.g. MemoryError half-way: all or nothing
+            raise self._oom(ex)
+        self._after_write()
+        return key
+
+    def delete(self, key=None, purge=False):
+        if purge is not False and _flag("purge", purge):
+            if key is not None:
+                raise TypeError("delete(): a key or purge=True, not both")
+            self._wguard()
+            self._bt = None
+            try:
+                self._st.purge()
+            finally:
+                self._bt = self._st.bt
+            self._count = 0
+            self._gen = _keys.KeyGen()
+            self._load_meta()
+            self._ix = _index.attach(self, 0)
+            self._dirty = 0
+            return 1
+        if key is None:
+            raise TypeError("delete() needs a key (or purge=True)")
+        bt = self._bt
+        if bt is None or self._abusy:
+            self._wguard()
+        if type(key) is str and 0 < len(key) <= 32:
+            kb = key
+        else:
+            kb = _keys.kbytes(key)
+        try:
+            old = bt.get(kb)
+        except OSError as ex:
+            raise self._damaged(ex)
+        if old is None:
+            return 0
+        live = 1
+        f = old[0]
+        if f != _PLAIN and f & _F_EXP and f < 4 and codec.expiry(old) <= self._now():
+            live = 0  # expired: removed, and counted as not there
+        c0 = self._count
+        try:
+            self._delete_record(kb, old)
+        except BaseException as ex:
+            self._undo(((kb, old),), c0)
+            raise self._oom(ex)
+        self._after_write()
+        return live
+
+    # --- batches and cleanup: each written once, as a generator of chunks ---
+    # The synchronous call runs it to the end (_steps_run); the async call
+    # (aio.run) yields to the event loop where it yields PAUSE. The last value
+    # it yields is the result. Whatever stops it half-way (an error, a
+    # MemoryError, close() of the generator by a cancelled task) undoes what
+    # it wrote; while it is suspended, other writers get DBLock (_abusy).
+
+    def _prep_batch(self, items, ttls):
+        # Validate and encode every item before anything is written.
+        if isinstance(items, dict) or type(items) is str:
+            raise TypeError("items must be a list of dicts or (key, dict) pairs")
+        if type(items) is not list and type(items) is not tuple:
+            items = list(items)
+        n = len(items)
+        tl = None
+        if ttls is not None:
+            if type(ttls) is list or type(ttls) is tuple:
+                if len(ttls) != n:
+                    raise ValueError("ttls has %d values for %d items" % (len(ttls), n))
+                tl = ttls
+        now = self._now()
+        single = None if tl is not None else _ttl.expiry_for(ttls, now)
+        mx = self.max_doc_size
+        ents = []
+        gen = None
+        mem = self._mem
+        if mem:
+            st = self._st
+            base = _INS * (1 + len(self._ix.fields))
+            inline = st.inline
+        est = 0  # bytes, for the batch's estimate (memory mode)
+        for i in range(n):
+            it = items[i]
+            try:
+                if isinstance(it, dict):
+                    kb = None
+                    d = it
+                elif (type(it) is tuple or type(it) is list) and len(it) == 2:
+                    kb = _keys.stored(it[0])
+                    d = it[1]
+                else:
+                    raise TypeError("expected a dict or a (key, dict) pair")
+                e = single if tl is None else _ttl.expiry_for(tl[i], now)
+                raw = codec.encode(d, e, None, mx)
+            except TypeError as ex:
+                raise TypeError("items[%d]: %s" % (i, ex))
+            except ValueError as ex:
+                raise ValueError("items[%d]: %s" % (i, ex))
+            w = 0  # the pages this record's write may take (memory mode)
+            if mem:
+                ln = len(raw)
+                w = base
+                if e is not None:
+                    w += _INS
+                    est += 40
+                nb = (4 * ln if type(raw) is str else ln) + 160
+                if nb > inline:
+                    if type(raw) is str and ln > 120:
+                        nb = len(raw.encode()) + 160
+                    w += st.ovfl_pages(nb)
+                est += ln + 40
+            ents.append([kb, raw, kb is None, w])
+            if kb is not None and len(kb) == 16:
+                if gen is None:
+                    gen = _keys.KeyGen()  # a copy: the batch may still fail
+                    gen.set(self._gen.sec, self._gen.n)
+                gen.bump(kb)
+        if gen is None:
+            gen = self._gen
+        out = []
+        g = _keys.KeyGen()
+        g.set(gen.sec, gen.n)
+        for ent in ents:  # [key as stored, raw, generated, pages]
+            k = ent[0]
+            if k is None:
+                ent[0] = k = g.next(now)
+            elif type(k) is not str:
+                k = str(k, "utf-8")
+            out.append(k)
+        return ents, out, g, est
+
+    def _put_batch_steps(self, items, ttls):
+        bt = self._wguard()
+        ents, out, g, est = self._prep_batch(items, ttls)
+        mem = self._mem
+        if mem:
+            # the estimate first (its bytes in pages 4/5 full, plus one
+            # cascade): a batch that clearly does not fit raises DBFullError
+            # before anything is written; each record then reserves its own
+            # worst case (if that fails part-way, the batch is undone)
+            st = self._st
+            if not st.fits(_INS + 5 * est // (4 * (st.psize - 20)) + 1):
+                st.full()
+        undo = []
+        c0 = self._count
+        n = len(ents)
+        self._abusy = True
+        try:
+            for i in range(n):
+                if i and not i % _CHUNK:
+                    yield _NO
+                kb, raw, fresh, w = ents[i]
+                if mem:
+                    r = st.room - w
+                    if r < 0:
+                        st.reserve(w)
+                    else:
+                        st.room = r
+                old = None  # a generated key is free (keys.py)
+                if not fresh:
+                    try:
+                        old = bt.get(kb)
+                    except OSError as ex:
+                        raise self._damaged(ex)
+                undo.append((kb, old))
+                self._write_record(kb, old, raw)
+        except BaseException as ex:
             self._undo(undo, c0)
-            raise
-        self._check_batch(undo, c0)
+            raise self._oom(ex)
+        finally:
+            self._abusy = False
+        self._gen.set(g.sec, g.n)
         if ents:
             self._after_write()
-        return out
+        yield out
 
-    def _del_keys(self, keys):
+    def _delete_batch_steps(self, keys):
+        bt = self._wguard()
         if type(keys) is str or type(keys) is bytes or type(keys) is bytearray:
             keys = (keys,)
-        return [_keys.kbytes(k) for k in keys]
-
-    def _del_apply(self, kbs, i, j, undo, now):
-        bt = self._bt
-        n = 0
-        for kb in kbs[i:j]:
-            old = bt.get(kb)
-            if old is None:
-                continue
-            if self._live(old, now):
-                n += 1
-            undo.append((kb, old))
-            self._delete_record(kb, old)
-        return n
-
-    def _del_undo(self, undo, count):
-        bt = self._bt
-        for kb, old in reversed(undo):
-            if old is not None:
-                cur = bt.get(kb)
-                if cur != old:
-                    self._write_record(kb, cur, old)
-                self._fix_idx(kb, old)
-        self._count = count
-
-    def delete_batch(self, keys):
-        self._wguard()
-        kbs = self._del_keys(keys)
+        kbs = [_keys.stored(k) for k in keys]
+        now = None
         undo = []
         c0 = self._count
+        n = 0
+        self._abusy = True
         try:
-            n = self._del_apply(kbs, 0, len(kbs), undo, self._now())
-        except BaseException:
-            self._del_undo(undo, c0)
-            raise
+            for i in range(len(kbs)):
+                if i and not i % _CHUNK:
+                    yield _NO
+                kb = kbs[i]
+                try:
+                    old = bt.get(kb)
+                except OSError as ex:
+                    raise self._damaged(ex)
+                if old is None:
+                    continue
+                f = old[0]
+                if f != _PLAIN and f & _F_EXP and f < 4:
+                    if now is None:
+                        now = self._now()
+                    if codec.expiry(old) > now:
+                        n += 1
+                else:
+                    n += 1
+                undo.append((kb, old))
+                self._delete_record(kb, old)
+        except BaseException as ex:
+            self._undo(undo, c0)
+            raise self._oom(ex)
+        finally:
+            self._abusy = False
         if undo:
             self._after_write()
-        return n
+        yield n
 
-    def _sweep(self, limit):
-        # Remove up to `limit` expired records -> (removed, finished).
-        bt = self._bt
-        iks = _ttl.expired_keys(bt, self._now(), limit)
-        n = 0
-        for ik in iks:
-            kb = ik[6:]
-            raw = bt.get(kb)
-            if raw is not None and codec.expiry(raw) == int.from_bytes(ik[2:6], "big"):
-                self._delete_record(kb, raw)
-                n += 1
-            else:
-                del bt[ik]  # stale index entry
-        return n, len(iks) < limit
-
-    def cleanup(self):
-        self._wguard()
+    def _cleanup_steps(self):
+        # Remove the expired records, _CHUNK at a time.
+        bt = self._wguard()
         total = 0
-        while True:
-            n, done = self._sweep(32)
-            total += n
-            if done:
-                break
+        self._abusy = True
+        try:
+            while True:
+                iks = _ttl.expired_keys(bt, self._now(), _CHUNK)
+                for ik in iks:
+                    kb = ik[6:]
+                    raw = bt.get(kb)
+                    if raw is not None and codec.expiry(raw) == int.from_bytes(ik[2:6], "big"):
+                        self._delete_record(kb, raw)
+                        total += 1
+                    else:
+                        del bt[ik]  # stale index entry
+                if len(iks) < _CHUNK:
+                    break
+                yield _NO
+        finally:
+            self._abusy = False
         if total:
             self._after_write()
-        return total
+        yield total
+
+    def _steps_run(self, steps):
+        r = None
+        for r in steps:
+            pass
+        return r
+
+    def put_batch(self, items, ttls=None):
+        return self._steps_run(self._put_batch_steps(items, ttls))
+
+    def delete_batch(self, keys):
+        return self._steps_run(self._delete_batch_steps(keys))
+
+    def cleanup(self):
+        return self._steps_run(self._cleanup_steps())
 
     def flush(self):
         self._wguard()
@@ -559,10 +766,10 @@ class MicroTetherDB:
             return
         if self._abusy:
             raise DBLock("database busy: an async batch or cleanup is in progress")
-        t = self._task
-        self._task = None
-        if t is not None:
-            t.cancel()
+        if self._aio is not None:
+            from . import aio
+
+            aio.stop_sweeper(self)
         try:
             self._commit()
         finally:
@@ -579,28 +786,38 @@ class MicroTetherDB:
 
     # --- reads --------------------------------------------------------------
     def get(self, key, default=None):
-        self._check_open()
-        kb = _keys.kbytes(key)
+        bt = self._bt
+        if bt is None:
+            raise DBError("database is closed")
+        if type(key) is not str or not 0 < len(key) <= 32:
+            key = _keys.kbytes(key)
         try:
-            raw = self._bt.get(kb)
+            raw = bt.get(key)
         except OSError as e:
             raise self._damaged(e)
         if raw is None:
             return default
+        if raw[0] == _PLAIN:
+            try:
+                return _loads(raw)
+            except ValueError:
+                return codec.doc(raw)  # raises CorruptDBError
         e = codec.expiry(raw)
         if e is not None and e <= self._now():
             return default
         return codec.doc(raw)
 
     def __contains__(self, key):
-        self._check_open()
-        raw = self._bt.get(_keys.kbytes(key))
-        return raw is not None and self._live(raw, self._now())
+        raw = self._raw(_keys.stored(key))
+        if raw is None:
+            return False
+        e = codec.expiry(raw)
+        return e is None or e > self._now()
 
     def __len__(self):
-        self._check_open()
+        bt = self._check_open()
         try:
-            return self._count - _ttl.count_expired(self._bt, self._now())
+            return self._count - _ttl.count_expired(bt, self._now())
         except OSError as e:
             raise self._damaged(e)
 
@@ -611,7 +828,7 @@ class MicroTetherDB:
             p = _keys.kbytes(prefix)
             if s is None or s < p:
                 s = p
-            p += b"\xff"  # no UTF-8 key contains 0xFF
+            p += b"\\xff"  # no UTF-8 key contains 0xFF
             if e is None or e > p:
                 e = p
         return s, e
@@ -646,15 +863,16 @@ class MicroTetherDB:
         return self._iter(None, None, None, 0)
 
     def stats(self):
-        self._check_open()
+        bt = self._check_open()
         st = self._st
-        exp = _ttl.count_expired(self._bt, self._now())
+        exp = _ttl.count_expired(bt, self._now())
         if st.mem:
-            self._bt.flush()  # move cached pages into the BytesIO
-        size = st.size()
-        from .compact import usage
+            d = st.usage()  # live_bytes, dead_bytes, free_pages
+        else:
+            from .compact import usage
 
-        d = usage(self)  # live_bytes, dead_bytes, free_pages
+            d = usage(self)
+        size = st.size()
         d.update({
             "records": self._count - exp,
             "expired_pending": exp,
@@ -665,6 +883,7 @@ class MicroTetherDB:
             "flushes": st.flushes,
             "writes": self._writes,
             "unflushed_writes": 0 if st.mem else self._dirty,
+            "sweeper": None if self._aio is None else self._aio.stats(),
         })
         return d
 
@@ -689,16 +908,17 @@ class MicroTetherDB:
 
     # --- indexes and compaction (index.py, compact.py) -----------------------
     def create_index(self, field):
-        return _index.create_index(self, field)
+        return _index.create_index(self, self._ix, field)
 
     def drop_index(self, field):
-        return _index.drop_index(self, field)
+        return _index.drop_index(self, self._ix, field)
 
     def indexes(self):
-        return _index.indexes(self)
+        self._check_open()
+        return sorted(self._ix.defs)
 
     def reindex(self):
-        return _index.reindex(self)
+        return _index.reindex(self, self._ix)
 
     def compact(self):
         from . import compact
@@ -716,10 +936,10 @@ class MicroTetherDB:
 
     async def __aenter__(self):
         self._check_open()
-        if self.ttl_check_interval and self._task is None:
+        if self.ttl_check_interval:
             from . import aio
 
-            self._task = aio.start_sweeper(self)
+            aio.start_sweeper(self)
         return self
 
     async def __aexit__(self, *exc):
@@ -743,12 +963,14 @@ class MicroTetherDB:
     async def aput_batch(self, items, ttls=None):
         from . import aio
 
-        return await aio.put_batch(self, items, ttls)
+        self._check_open()
+        return await aio.run(self, self._put_batch_steps(items, ttls))
 
     async def adelete_batch(self, keys):
         from . import aio
 
-        return await aio.delete_batch(self, keys)
+        self._check_open()
+        return await aio.run(self, self._delete_batch_steps(keys))
 
     async def aquery(self, q):
         return self.query(q)
@@ -756,7 +978,8 @@ class MicroTetherDB:
     async def acleanup(self):
         from . import aio
 
-        return await aio.cleanup(self)
+        self._check_open()
+        return await aio.run(self, self._cleanup_steps())
 
     async def aflush(self):
         from . import aio

@@ -2,7 +2,8 @@
 # closures, then stream records (key order), optionally from an index.
 # Semantics are documented in README.md (section "Queries, indexes, explain and compact").
 
-_MISSING = object()   # value of a path that does not exist in a document
+from . import codec
+from .paths import MISSING as _MISSING, getter as _getter
 
 _ROOT_OPTS = ("$limit", "$skip", "$sort", "$keys", "$plan")
 
@@ -394,36 +395,6 @@ def _cond(path, spec):
     return (lambda doc, tags: test(getter(doc))), False, _field_hint(path, spec)
 
 
-def _getter(path):
-    if type(path) is not str or not path:
-        raise _err("field path must be a non-empty string", path, path)
-    if "." not in path:
-        return lambda doc: doc.get(path, _MISSING)
-    parts = []
-    for s in path.split("."):
-        if not s:
-            raise _err("empty segment in dotted path", path, path)
-        parts.append((s, int(s) if s.isdigit() else -1))
-    parts = tuple(parts)
-
-    def get(doc):
-        v = doc
-        for k, i in parts:
-            t = type(v)
-            if t is dict:
-                v = v.get(k, _MISSING)
-                if v is _MISSING:
-                    return v
-            elif t is list:
-                if i < 0 or i >= len(v):
-                    return _MISSING
-                v = v[i]
-            else:
-                return _MISSING
-        return v
-    return get
-
-
 def _compile_list(conds):
     # conds: list of (pred, tag_only, hint) -> single pred(doc, tags)
     ps = [c[0] for c in conds]
@@ -625,8 +596,8 @@ def _source(db, plan):
     if plan.kend is not None and (plan.kend == b"" or (plan.kstart is not None and plan.kend <= plan.kstart)):
         return iter(()), {"plan": "empty"}
     if not plan.scan:
-        from . import index
-        ix = index.choose(db, plan)
+        from . import planner
+        ix = planner.choose(db, db._indexes(), plan)
         if ix is not None:
             return ix
     return db._records(plan.kstart, plan.kend), {"plan": "scan"}
@@ -637,20 +608,19 @@ def _matches(db, plan, src):
     now = db._now()
     tagp = plan.tagp
     docp = plan.docp
-    header = db._header
-    decode = db._decode
+    header = codec.header
+    doc_of = codec.doc
     for kb, raw in src:
         exp, tags = header(raw)
         if exp is not None and exp <= now:
             continue
         if tagp is not None and not tagp(tags):
             continue
-        doc = decode(raw)[2]
+        doc = doc_of(raw)
         if docp is not None and not docp(doc, tags):
             continue
         yield kb, doc
-    if db._bt is None:
-        db._check_open()   # closed while iterating: say so, not a short result
+    db._check_open()   # closed while iterating: say so, not a short result
 
 
 def _rank(v):
@@ -700,16 +670,10 @@ def _run(db, plan, src):
     for j in range(skip, end):
         kb = rows[j][3]
         rows[j] = None
-        bt = db._bt  # the caller may close or compact between items
-        if bt is None:
-            db._check_open()
-        try:
-            raw = bt.get(kb)
-        except OSError as e:
-            raise db._damaged(e)
+        raw = db._raw(kb)  # the caller may close or compact between items
         if raw is None:
             continue      # deleted meanwhile
-        yield kb.decode(), db._decode(raw)[2]
+        yield kb.decode(), codec.doc(raw)
 
 
 def find(db, q):

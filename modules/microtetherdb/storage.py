@@ -1,19 +1,9 @@
-# The btree handle: opening over io.BytesIO or a file, the commit point,
-# the in-memory budget, closing and purging.
+# The btree handle of a database file: opening, the commit point, closing
+# and purging. (In-memory mode: memstore.py.)
 import btree
-import gc
 import os
 
-from .errors import CorruptDBError, DBFullError
-
-# Pages one btree insert may allocate at worst (leaf split cascading up a
-# tree of depth <= 3, plus a new root).  Overflow pages are added on top.
-_INSERT_PAGES = 4
-_BTREEMAGIC = 0x053162
-
-
-_SLACK_PAGES = 8  # preallocated beyond the memory budget
-PREALLOC_HEADROOM = 16384  # heap left free after preallocating the store
+from .errors import CorruptDBError
 
 
 def _mkdirs(path):
@@ -31,79 +21,49 @@ def _mkdirs(path):
 
 
 class Storage:
+    mem = False
+    budget = None  # no memory budget for a file
+
     def __init__(self, filename, in_memory, pagesize, cachesize, budget):
+        # (in_memory and budget: kept for the callers; always False / None)
         self.filename = filename
-        self.mem = in_memory
         self.psize = pagesize
         self.csize = cachesize
-        self.budget = budget  # bytes, memory mode only (None = unlimited)
         self.flushes = 0
         self.bt = None
         self.f = None
         self.new = False
-        self._room = 0
         self._open()
 
     def _open(self):
-        if self.mem:
-            import io
+        fn = self.filename
+        from .compact import recover
 
-            f = None
-            n = self.prealloc_size()
-            if n and gc.mem_free() >= n + PREALLOC_HEADROOM:
-                # Reserve the whole budget up front (plus a few pages for the
-                # batch estimate's error): the store then never grows, so
-                # btree never meets a realloc that copies the store and
-                # fragments the heap, nor a MemoryError raised from inside
-                # its C code (which could leave its pages half-split). Only
-                # while PREALLOC_HEADROOM bytes stay free for everything else;
-                # otherwise the store grows as needed.
-                try:
-                    f = io.BytesIO(n)
-                except MemoryError:
-                    f = None
-            if f is None:
-                f = io.BytesIO()
-            self.new = True
-        else:
-            fn = self.filename
-            from .compact import recover
+        recover(fn)  # finish or discard an interrupted compact()
+        size = -1
+        try:
+            st = os.stat(fn)
+            if st[0] & 0x4000:
+                raise ValueError("filename: %s is a directory" % fn)
+            size = st[6]
+        except OSError:
+            _mkdirs(fn)
+        # journal.open_db: journal recovery, page check, FAT journal
+        from .journal import open_db
 
-            recover(fn)  # finish or discard an interrupted compact()
-            size = -1
-            try:
-                st = os.stat(fn)
-                if st[0] & 0x4000:
-                    raise ValueError("filename: %s is a directory" % fn)
-                size = st[6]
-            except OSError:
-                _mkdirs(fn)
-            # journal.open_db: journal recovery, page check, FAT journal
-            from .journal import open_db
-
-            f, self.new, self.recovered = open_db(fn)
+        f, self.new, self.recovered = open_db(fn)
         try:
             self.bt = btree.open(f, pagesize=self.psize, cachesize=self.csize)
         except Exception as e:
             f.close()
             raise CorruptDBError("%s is not a MicroTetherDB database (btree: %r)" % (self.filename, e))
         self.f = f
-        if self.mem and self.budget is not None:
-            self._room = self.measure()
-
-    def prealloc_size(self):
-        # Bytes reserved for an in-memory store with a budget (0: none).
-        if self.budget is None:
-            return 0
-        return self.budget + _SLACK_PAGES * self.psize
 
     # --- the single commit point -------------------------------------------
     def commit(self):
         # Make everything written so far durable: btree.flush() writes the
         # dirty pages and the btree metadata, then syncs the stream (on
         # LittleFS that sync is the atomic commit of the file).
-        if self.mem:
-            return
         self.bt.flush()
         self.flushes += 1
 
@@ -114,8 +74,6 @@ class Storage:
         # costs a copy of the whole file.  A fresh handle starts clean.
         # Call only after commit() (nothing dirty); btree.close() leaves the
         # stream open.
-        if self.mem:
-            return
         self.bt.close()
         self.bt = None
         self.f.seek(0)  # btree.open reads the meta page from the current position
@@ -135,82 +93,12 @@ class Storage:
     def purge(self):
         # Drop everything: close, delete the file, open a fresh empty store.
         self.close()
-        if not self.mem:
-            try:
-                os.remove(self.filename)
-            except OSError:
-                pass
+        try:
+            os.remove(self.filename)
+        except OSError:
+            pass
         self._open()
 
     def size(self):
-        # Bytes in the stream (BytesIO or file) as last written by btree.
+        # Bytes in the file as last written by btree.
         return self.f.seek(0, 2)
-
-    # --- memory budget (ram_percentage) -------------------------------------
-    def _read4(self, off, buf):
-        f = self.f
-        f.seek(off)
-        f.readinto(buf)
-        return int.from_bytes(buf, "little")
-
-    def measure(self):
-        # Pages that may still be allocated within the budget: free pages on
-        # btree's free list plus unused budget.  Flushes the btree cache into
-        # the BytesIO first so its size and metadata are exact.
-        self.bt.flush()
-        size = self.size()
-        psize = self.psize
-        free = 0
-        if size >= psize:
-            buf = bytearray(4)
-            if self._read4(0, buf) == _BTREEMAGIC:
-                pg = self._read4(12, buf)  # BTMETA.free
-                npages = size // psize
-                while 0 < pg < npages and free < npages:
-                    free += 1
-                    pg = self._read4(pg * psize + 8, buf)  # PAGE.nextpg
-        return free + (self.budget - size) // psize
-
-    def pages_for(self, nbytes):
-        # Worst-case pages a put of a record of nbytes may allocate.
-        ovfl = (self.psize - 20) // 2 - 16
-        if nbytes <= ovfl:
-            return _INSERT_PAGES
-        return _INSERT_PAGES + (nbytes + self.psize - 21) // (self.psize - 20)
-
-    def pages_for_batch(self, sizes):
-        # Estimated pages for a batch of records of the given sizes: inline
-        # records at half-full pages, plus overflow pages, plus one cascade.
-        ovfl = (self.psize - 20) // 2 - 16
-        room = self.psize - 20
-        n = _INSERT_PAGES
-        b = 0
-        for ln in sizes:
-            ln += 16
-            if ln <= ovfl:
-                b += ln
-            else:
-                n += (ln + room - 1) // room
-                b += 32
-        return n + (2 * b + room - 1) // room
-
-    def reserve(self, pages):
-        # Raise DBFullError (before anything is written) unless `pages` more
-        # pages fit in the budget.
-        if self.budget is None:
-            return
-        if self._room < pages:
-            self._room = self.measure()
-            if self._room < pages:
-                self.full()
-        self._room -= pages
-
-    def full(self):
-        raise DBFullError("in-memory database full: %d of %d bytes used (ram_percentage)" % (self.size(), self.budget))
-
-    def check(self):
-        # After a batch: True if the store is still within the budget.
-        if self.budget is None:
-            return True
-        self._room = self.measure()
-        return self._room >= 0

@@ -41,7 +41,8 @@ def expiry_for(ttl, now):
 
 
 def ikey(exp, kb):
-    return IDX + exp.to_bytes(4, "big") + kb
+    # index key of a record (kb: its key as stored, str or bytes)
+    return IDX + exp.to_bytes(4, "big") + (kb if type(kb) is bytes else kb.encode())
 
 
 def _end(now):

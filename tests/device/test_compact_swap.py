@@ -18,8 +18,8 @@ def make(fn, mem, n=150):
     for s in ("", ".new", ".swp", ".jnl"):
         if exists(fn + s):
             os.remove(fn + s)
-    # memory mode: the budget is preallocated, and compact() needs room for a
-    # copy of the live data beside it on qemu's heap
+    # memory mode: the budget is allocated at open, and compact() needs room
+    # for a second store beside it on qemu's heap
     kw = {"ram_percentage": 35} if mem else {"autoflush": False}   # one flush below
     db = MicroTetherDB(fn, in_memory=mem, clock=lambda: T[0], **kw)
     db.create_index("n")
@@ -49,7 +49,7 @@ def test_compact_file_and_memory():
         s1 = db.stats()
         assert got > 0 and got == s0["bytes_used"] - s1["bytes_used"], (got, s0, s1)
         assert s1["dead_bytes"] < s0["dead_bytes"] // 4, (s0, s1)
-        assert s1["free_pages"] == 0
+        assert s1["free_pages"] == 0 or mem  # memory: the free pages are the budget's pool
         assert raw_items(db) == before                    # byte-identical contents
         assert len(db) == live and db.get("k001") == {"n": -1}
         assert [k for k, _ in db.find({"n": -4})] == ["k004"]
@@ -142,7 +142,8 @@ def test_compact_failure_keeps_database_usable():
 def test_stats_on_empty_and_closed():
     db = MicroTetherDB(in_memory=True)
     s = db.stats()
-    assert s["live_bytes"] + s["dead_bytes"] == s["bytes_used"] and s["free_pages"] == 0
+    assert s["live_bytes"] + s["dead_bytes"] == s["bytes_used"]
+    assert s["free_pages"] > 0  # memory: the pool of free pages, grown as needed
     assert db.compact() >= 0
     db.close()
     try:

@@ -35,7 +35,7 @@ def test_async_with_sweeper_removes_expired():
 
     async def main():
         async with MicroTetherDB(ttl_check_interval=0.02, clock=lambda: t[0]) as db:
-            assert db._task is not None
+            assert db.stats()["sweeper"]["running"]
             await db.aput("x", {"v": 1}, ttl=5)
             await db.aput("y", {"v": 2})
             t[0] = 1010
@@ -45,8 +45,8 @@ def test_async_with_sweeper_removes_expired():
                     break
             assert db._bt.get(b"x") is None  # physically removed by the sweeper
             assert db.stats()["expired_pending"] == 0 and len(db) == 1
-            task = db._task
-        assert db._task is None and db._bt is None  # exit stops sweeper, closes
+            task = db._aio.task
+        assert db._aio.task is None and db._bt is None  # exit stops sweeper, closes
         await asyncio.sleep(0)
         assert task.done()
         return True

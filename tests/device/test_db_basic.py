@@ -1,5 +1,5 @@
 # Basic CRUD, put forms, iteration, len, stats, context manager, closed DB.
-from microtetherdb import MicroTetherDB, DBError
+from microtetherdb import MicroTetherDB, DBError, codec
 
 
 def test_put_get_generated_key():
@@ -50,7 +50,7 @@ def test_put_does_not_mutate_caller_dict():
     k = db.put(d, tags=["red", "big"])
     assert d == {"x": 1}
     assert db.get(k) == {"x": 1}
-    assert db._header(db._bt[k.encode()])[1] == ("red", "big")
+    assert codec.header(db._bt[k.encode()])[1] == ("red", "big")
     d["x"] = 2
     assert db.get(k) == {"x": 1}
     db.close()
@@ -59,7 +59,7 @@ def test_put_does_not_mutate_caller_dict():
 def test_tags_single_str():
     db = MicroTetherDB()
     db.put("a", {"v": 1}, tags="solo")
-    exp, tags, doc = db._decode(db._bt[b"a"])
+    exp, tags, doc = codec.decode(db._bt[b"a"])
     assert exp is None and tags == ("solo",) and doc == {"v": 1}
     db.close()
 

@@ -1,6 +1,6 @@
 # File mode: persistence, parent folders, purge, corrupt files, flush policy.
 import os
-from microtetherdb import MicroTetherDB, CorruptDBError, DBError
+from microtetherdb import MicroTetherDB, CorruptDBError, DBError, codec
 
 
 def test_reopen_persistence():
@@ -14,7 +14,7 @@ def test_reopen_persistence():
     assert len(db) == 100
     assert db.get(ks[0]) is None and db.get(ks[1]) == {"i": 1}
     assert db.get("custom") == {"c": [1, 2]}
-    assert db._header(db._bt[b"custom"])[1] == ("t",)
+    assert codec.header(db._bt[b"custom"])[1] == ("t",)
     assert list(db.keys())[:2] == [ks[1], ks[2]]
     # new generated keys do not collide with the stored ones
     k = db.put({"new": 1})

@@ -9,7 +9,7 @@
 #   * it accepts new writes; in file mode, what it holds survives reopening
 #     (a failed call is not committed later by the next write).
 import gc
-from microtetherdb import MicroTetherDB
+from microtetherdb import MicroTetherDB, codec
 
 IDX = b"\xfft"
 ROUNDS_QEMU = 16  # headroom 32 B .. 36 KB (factor 1.6)
@@ -59,10 +59,7 @@ def consistent(db, model, now):
     for ik in bt.keys(IDX, b"\xfft\xff\xff\xff\xff\xff"):
         idx[bytes(ik[6:])] = int.from_bytes(ik[2:6], "big")
     for k in model:
-        raw = bt.get(k.encode())
-        e = None
-        if raw[0] & 1:
-            e = int.from_bytes(raw[1:5], "big")
+        e = codec.expiry(bt.get(k.encode()))
         if idx.get(k.encode()) != e:
             return "TTL index of %s: %r != %r" % (k, idx.get(k.encode()), e)
     for kb in idx:
