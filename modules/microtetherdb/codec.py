@@ -140,12 +140,12 @@ def flags(raw):
 
 
 def expiry(raw):
-    # Expiry of a stored value (int) or None, without allocating.
+    # Expiry of a stored value (int) or None.
     if type(raw) is str:
         return None
     f = raw[0]
     if f & F_EXP and f < 4:
-        return (raw[1] << 24) | (raw[2] << 16) | (raw[3] << 8) | raw[4]
+        return int.from_bytes(raw[1:5], "big")  # (one big int on 32-bit ports, not four)
     return None
 
 

@@ -287,12 +287,13 @@ class MicroTetherDB:
             of = 0
         dk = ak = ch = None
         if (nf | of) & _F_EXP:
-            ne = codec.expiry(new)
-            oe = None if old is None else codec.expiry(old)
+            # (expiries compared as their 4 header bytes: no big ints)
+            ne = new[1:5] if nf & _F_EXP else None
+            oe = old[1:5] if of & _F_EXP else None
             if oe is not None and oe != ne:
-                dk = _ttl.ikey(oe, kb)
+                dk = _ttl.ikey_of(old, kb)
             if ne is not None and ne != oe:
-                ak = _ttl.ikey(ne, kb)
+                ak = _ttl.ikey_of(new, kb)
         if ix is not None and ((nf | of) & _F_TAGS or ix.fields):
             ch = ix.changes(kb, old, new)
         if dk is not None:
@@ -315,7 +316,7 @@ class MicroTetherDB:
             f = 0
         dk = ch = None
         if f & _F_EXP:
-            dk = _ttl.ikey(codec.expiry(old), kb)
+            dk = _ttl.ikey_of(old, kb)
         if ix is not None and (f & _F_TAGS or ix.fields):
             ch = ix.changes(kb, old, None)
         if dk is not None:

@@ -48,7 +48,11 @@ def enc_num(v):
 
 
 def esc(s):
-    b = s.encode()
+    return esc_b(s.encode())
+
+
+def esc_b(b):
+    # UTF-8 text -> its index form: cut to _STRMAX bytes, 00/01 escaped
     if len(b) > _STRMAX:
         b = b[:_STRMAX]
     if b"\x01" in b:
@@ -112,25 +116,44 @@ class Indexes:
         self._load()
 
     # --- maintenance -------------------------------------------------------
+    def _tag_keys(self, raw, kb):
+        # The tag index keys of a stored value, made from the tags' bytes in
+        # its header (a tag given twice has one entry).
+        if raw is None or type(raw) is str:
+            return ()
+        f = raw[0]
+        if f > 3 or not f & codec.F_TAGS:
+            return ()
+        p = 5 if f & codec.F_EXP else 1
+        pre = self.tags + b"\x05"
+        out = []
+        for _ in range(raw[p]):
+            ln = raw[p + 1]
+            t = raw[p + 2 : p + 2 + ln]
+            if type(t) is not bytes:
+                t = bytes(t)  # (a bytearray: a value just encoded)
+            if ln > _STRMAX or 0 in t or 1 in t:
+                t = esc_b(t)
+            k = pre + t + b"\x00" + kb
+            if k not in out:
+                out.append(k)
+            p += 1 + ln
+        return out
+
     def changes(self, kb, old, new):
         kb = kb_bytes(kb)
         dels = []
         adds = []
-        tp = self.tags
-        if tp is not None:
-            ot = () if old is None else codec.header(old)[1]
-            nt = () if new is None else codec.header(new)[1]
-            if ot != nt:  # (a tag given twice has one entry)
-                for t in ot:
-                    if t not in nt:
-                        k = tp + enc(t) + kb
-                        if k not in dels:
-                            dels.append(k)
-                for t in nt:
-                    if t not in ot:
-                        k = tp + enc(t) + kb
-                        if k not in adds:
-                            adds.append(k)
+        if self.tags is not None:
+            ok = self._tag_keys(old, kb)
+            nk = self._tag_keys(new, kb)
+            if ok != nk:
+                for k in ok:
+                    if k not in nk:
+                        dels.append(k)
+                for k in nk:
+                    if k not in ok:
+                        adds.append(k)
         if self.fields:
             od = None if old is None else codec.doc(old)
             nd = None if new is None else codec.doc(new)

@@ -45,6 +45,14 @@ def ikey(exp, kb):
     return IDX + exp.to_bytes(4, "big") + (kb if type(kb) is bytes else kb.encode())
 
 
+def ikey_of(raw, kb):
+    # index key of a stored value with an expiry, from its header's bytes
+    e = raw[1:5]
+    if type(e) is not bytes:
+        e = bytes(e)  # (a bytearray: a value just encoded)
+    return IDX + e + (kb if type(kb) is bytes else kb.encode())
+
+
 def _end(now):
     if now >= MAXEXP:
         return b"\xfft\xff\xff\xff\xff\xff"
