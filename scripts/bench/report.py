@@ -276,6 +276,21 @@ def mem_table(sec):
     return _table(head, out)
 
 
+def memfx_table(sec):
+    """The memory store's effect on the rest of the program (memfx.py)."""
+    rows = sec.get("memfx") or []
+    if not rows:
+        return ""
+    u = _unit(sec)
+    head = ["setup", "store (B)", "heap used (B)", "gc.collect() (%s)" % u,
+            "json.loads of 700 B (%s)" % u, "bytearray(600) (%s)" % u, "bytearray(32) (%s)" % u]
+    out = []
+    for r in rows:
+        out.append([r["setup"], _f(r.get("store_bytes")), _f(r.get("heap_used")), _f(r["gc_collect_us"]),
+                    _f(r["loads_700B_us"]), _f(r["alloc_600B_us"], 2), _f(r["alloc_32B_us"], 2)])
+    return _table(head, out)
+
+
 def _status(worst, limit, strict=False):
     if worst is None:
         return "not measured"
@@ -501,6 +516,16 @@ def section_md(sec):
                    "inside the JSON document). Bytes allocated: mean over the heap-sampled calls.\n\n"
                    % ("" if sec["meta"]["target"] == "qemu" else " (median over runs, range in brackets)"))
         out.append(mt)
+    mf = memfx_table(sec)
+    if mf:
+        out.append("\n### The memory store's effect on the rest of the program\n\n"
+                   "`scripts/bench/memfx.py`: the same 60 records (`ram_percentage=15`) in the earlier "
+                   "store (one `io.BytesIO` of the whole budget, preallocated at open) and in "
+                   "`memstore.py` (btree's page cache, grown with the data), against no database; "
+                   "the program also holds 200 small objects. A `gc.collect()` marks and scans every "
+                   "live heap block; a multi-block allocation scans the allocation table from the "
+                   "first free block.\n\n")
+        out.append(mf)
     out.append("\n### Seed workload (the earlier report's mix)\n\n")
     out.append(seed_table(sec))
     qd = sec["summary"]["ops"].get(_key("seed", "mem", "db", "query"), {})

@@ -302,6 +302,22 @@ def main(argv=None):
                     failures.append({"run": run, "work": work, "mode": mode, "impl": impl,
                                      "errors": [e["error"] for e in errs], "tail": tail})
                     print(tail, file=sys.stderr)
+        memfx = []
+        if "mem" in args.modes and not args.smoke and not args.only:
+            # the memory store's effect on the rest of the program (memfx.py)
+            with open(os.path.join(HERE, "memfx.py")) as f:
+                src = "CFG = %r\n" % ({"pct": 15, "nrec": 60},) + f.read()
+            out = runner.run(src, args.timeout)
+            for line in out.splitlines():
+                i = line.find("@@M ")
+                if i >= 0:
+                    try:
+                        r = json.loads(line[i + 4:])
+                    except ValueError:
+                        continue
+                    if "setup" in r:
+                        memfx.append(r)
+            print("[bench %s] memfx: %d setups" % (args.target, len(memfx)), flush=True)
     finally:
         runner.close()
 
@@ -325,6 +341,7 @@ def main(argv=None):
         },
         "failures": failures,
         "records": records,
+        "memfx": memfx,
     }
     section["summary"] = report.summarize(section)
     os.makedirs(args.out, exist_ok=True)
@@ -347,6 +364,8 @@ def main(argv=None):
         section["meta"]["parts"] = parts + [{k: section["meta"].get(k) for k in
                                              ("date", "command", "firmware_sha256", "micropython")}]
         section["summary"] = report.summarize(section)
+        if not memfx and old.get("memfx"):
+            section["memfx"] = old["memfx"]
     data[args.target] = section
     with open(jpath, "w") as f:
         json.dump(data, f, indent=1, sort_keys=True)
