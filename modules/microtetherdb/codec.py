@@ -16,52 +16,75 @@ from .errors import CorruptDBError
 F_EXP = 1
 F_TAGS = 2
 PLAIN = 0x7B  # "{": a record without a header
-MAX_DEPTH = 32
 _loads = json.loads
 _dumps = json.dumps
 
 
-def _check(v, depth, type=type, str=str, int=int, bool=bool, float=float, dict=dict,
-           list=list, tuple=tuple, isinstance=isinstance):
+# Builtins as module globals for the hot paths: a global of this module is
+# found at once, a builtin only after a miss here (and binding them as
+# default arguments instead would make the frames too large, see _check).
+_type = type
+_str = str
+_int = int
+_bool = bool
+_float = float
+_dict = dict
+_list = list
+_tuple = tuple
+
+
+def _check(v):
     # Raise for what JSON cannot hold: MicroPython's json.dumps writes
     # invalid JSON for sets, NaN, bytearray and other objects, and silently
     # turns int or bytes dict keys and bytes values into strings. v is a
-    # dict, list or tuple. Runs on every put: builtins are bound as locals
-    # (a global lookup of a builtin costs a dict miss and a table search),
-    # scalars are checked inline, and only containers recurse.
-    if depth > MAX_DEPTH:
-        raise ValueError("data: nested deeper than %d" % MAX_DEPTH)
-    if type(v) is list or type(v) is tuple:
+    # dict, list or tuple; containers recurse (text() turns the recursion
+    # limit into ValueError). Runs on every put: scalars are checked inline,
+    # and the frame stays within 11 words (locals + stack), which MicroPython
+    # keeps on the C stack; a larger one is allocated on the heap at every
+    # call (py/objfun.c), slow on a fragmented heap.
+    if _type(v) is _list or _type(v) is _tuple:
         for x in v:
-            t = type(x)
-            if t is str or t is int:
+            t = _type(x)
+            if t is _str or t is _int or t is _bool or x is None:
                 continue
-            if t is bool or x is None:
-                continue
-            if t is float:
+            if t is _float:
                 if x - x != 0:
-                    raise ValueError("data: NaN and infinity are not JSON")
-            elif t is dict or t is list or t is tuple or isinstance(x, dict):
-                _check(x, depth + 1)
+                    _other(x)
+            elif t is _dict or t is _list or t is _tuple:
+                _check(x)
             else:
-                raise TypeError("data: %s is not JSON-serialisable" % t.__name__)
+                _other(x)
         return
     for k in v:
-        if type(k) is not str:
-            raise TypeError("data: dict keys must be str, not %s" % type(k).__name__)
+        if _type(k) is not _str:
+            _bad_key(k)
         x = v[k]
-        t = type(x)
-        if t is str or t is int:
+        t = _type(x)
+        if t is _str or t is _int or t is _bool or x is None:
             continue
-        if t is bool or x is None:
-            continue
-        if t is float:
+        if t is _float:
             if x - x != 0:
-                raise ValueError("data: NaN and infinity are not JSON")
-        elif t is dict or t is list or t is tuple or isinstance(x, dict):
-            _check(x, depth + 1)
+                _other(x)
+        elif t is _dict or t is _list or t is _tuple:
+            _check(x)
         else:
-            raise TypeError("data: %s is not JSON-serialisable" % t.__name__)
+            _other(x)
+
+
+def _bad_key(k):
+    raise TypeError("data: dict keys must be str, not %s" % type(k).__name__)
+
+
+def _other(x):
+    # a value that is not str, int, bool, None, dict, list or tuple
+    t = type(x)
+    if t is float:
+        if x - x != 0:
+            raise ValueError("data: NaN and infinity are not JSON")
+    elif isinstance(x, dict):
+        _check(x)
+    else:
+        raise TypeError("data: %s is not JSON-serialisable" % t.__name__)
 
 
 def tags_bytes(tags):
@@ -92,7 +115,10 @@ def text(doc):
     # The document checked and as JSON text (a str).
     if not isinstance(doc, dict):
         raise TypeError("data must be a dict, not %s" % type(doc).__name__)
-    _check(doc, 0)
+    try:
+        _check(doc)
+    except RuntimeError:  # maximum recursion depth
+        raise ValueError("data: nested too deeply")
     return _dumps(doc)
 
 
@@ -206,7 +232,8 @@ def doc(raw):
             return _loads(raw)
         return _loads(memoryview(raw)[body_offset(raw):])
     except (ValueError, IndexError):
-        raise CorruptDBError("bad record (%r...)" % (raw[:8],))
+        pass
+    raise CorruptDBError("bad record (%r...)" % (raw[:8],))
 
 
 def decode(raw):

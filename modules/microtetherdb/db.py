@@ -53,6 +53,13 @@ def _flag(name, v):
     raise TypeError("%s must be True or False, not %r" % (name, v))
 
 
+def _once(name, cur, v):
+    # an argument of put() given positionally, which must not also be a keyword
+    if cur is not None:
+        raise TypeError("put(): %s given twice" % name)
+    return v
+
+
 def _del(bt, k):
     try:
         del bt[k]
@@ -216,9 +223,18 @@ class MicroTetherDB:
 
     def _raw(self, kb):
         # The stored value under kb or None (DBError if closed).
-        bt = self._check_open()
+        if self._bt is None:
+            raise DBError("database is closed")
         try:
-            return bt.get(kb)
+            return self._bt.get(kb)
+        except OSError:  # (no "as e": that costs this hot frame a second handler)
+            return self._reread(kb)
+
+    def _reread(self, kb):
+        # A read failed: once more, turning btree's OSError into CorruptDBError
+        # (or MemoryError for ENOMEM).
+        try:
+            return self._bt.get(kb)
         except OSError as e:
             raise self._damaged(e)
 
@@ -235,12 +251,7 @@ class MicroTetherDB:
         # (key + value), or DBFullError before it is made. (File: nothing.)
         if self._mem:
             st = self._st
-            w = _INS + st.ovfl_pages(nbytes + 16)
-            r = st.room - w
-            if r < 0:
-                st.reserve(w)
-            else:
-                st.room = r
+            st.take(_INS + st.ovfl_pages(nbytes + 16))
 
     def _oom(self, e):
         # The exception a failed write raises (after its undo): btree's own
@@ -267,18 +278,18 @@ class MicroTetherDB:
     def _write_record(self, kb, old, new):
         # The single path of every record write (old: previous raw or None):
         # the record, the record count, the TTL index and (through the
-        # Indexes object) the tag and field indexes. Every key it needs is
-        # made first, then the btree is changed: running out of heap while
-        # making them leaves everything as it was.
+        # Indexes object) the tag and field indexes.
+        if old is None and type(new) is str and not self._ix.fields:
+            self._bt[kb] = new  # a new record without header, no index to keep
+            self._count += 1
+            return
+        self._write_full(kb, old, new)
+
+    def _write_full(self, kb, old, new):
+        # Every key it needs is made first, then the btree is changed:
+        # running out of heap while making them leaves everything as it was.
         bt = self._bt
         ix = self._ix
-        if old is None and type(new) is str:  # a new record without header
-            ch = ix.changes(kb, None, new) if ix is not None and ix.fields else None
-            bt[kb] = new
-            self._count += 1
-            if ch is not None:
-                _apply(bt, ch)
-            return
         nf = 0 if type(new) is str else new[0]
         of = 0 if old is None else old[0]
         if nf > 3:
@@ -307,8 +318,15 @@ class MicroTetherDB:
             _apply(bt, ch)
 
     def _delete_record(self, kb, old):
-        # The single path of every record delete (old: its current raw value);
-        # keys first, then the btree, as in _write_record.
+        # The single path of every record delete (old: its current raw value).
+        if old[0] == _PLAIN and not self._ix.fields:
+            del self._bt[kb]  # no header, no index to keep
+            self._count -= 1
+            return
+        self._delete_full(kb, old)
+
+    def _delete_full(self, kb, old):
+        # keys first, then the btree, as in _write_full
         bt = self._bt
         ix = self._ix
         f = old[0]
@@ -405,66 +423,116 @@ class MicroTetherDB:
             self._bt[_ttl.ikey(e, kb)] = b""
 
     # --- writes -------------------------------------------------------------
-    def put(self, a=_NO, b=_NO, c=_NO, d=_NO, *, ttl=None, tags=None, key=None, data=None):
+    def put(self, x=_NO, *args, **kw):
         # put(data, ttl=None, tags=None, key=None) or put(key, data, ttl=None, tags=None)
-        if data is None:
-            if b is _NO or isinstance(a, dict):
-                if a is _NO:
-                    raise TypeError("put() needs data")
-                data = a  # put(data, ttl, tags, key)
-                if b is not _NO:
-                    if ttl is not None:
-                        raise TypeError("put(): ttl given twice")
-                    ttl = b
-                    if c is not _NO:
-                        if tags is not None:
-                            raise TypeError("put(): tags given twice")
-                        tags = c
-                        if d is not _NO:
-                            if key is not None:
-                                raise TypeError("put(): key given twice")
-                            key = d
+        if args or kw or x is _NO:
+            return self._put_args(x, args, kw)
+        if self._ix.fields:
+            return self._put(x, None, None, None)
+        return self._put_new(x)
+
+    def _put_args(self, a, args, kw):
+        # The forms of put() -> _put(data, key, ttl, tags); each given once.
+        ttl = tags = key = data = None
+        for k in kw:
+            v = kw[k]
+            if k == "ttl":
+                ttl = v
+            elif k == "tags":
+                tags = v
+            elif k == "key":
+                key = v
+            elif k == "data":
+                data = v
             else:
-                if key is not None:
-                    raise TypeError("put(): key given twice")
-                key = a  # put(key, data, ttl, tags)
-                data = b
-                if c is not _NO:
-                    if ttl is not None:
-                        raise TypeError("put(): ttl given twice")
-                    ttl = c
-                if d is not _NO:
-                    if tags is not None:
-                        raise TypeError("put(): tags given twice")
-                    tags = d
-        elif b is not _NO:
+                raise TypeError("put() got an unexpected keyword argument '%s'" % k)
+        n = len(args)
+        if data is None:
+            if a is _NO:
+                raise TypeError("put() needs data")
+            if not n or isinstance(a, dict):  # put(data, ttl, tags, key)
+                if n > 3:
+                    raise TypeError("put(data, ttl, tags, key): too many arguments")
+                data = a
+                if n > 0:
+                    ttl = _once("ttl", ttl, args[0])
+                if n > 1:
+                    tags = _once("tags", tags, args[1])
+                if n > 2:
+                    key = _once("key", key, args[2])
+            else:  # put(key, data, ttl, tags)
+                if n > 3:
+                    raise TypeError("put(key, data, ttl, tags): too many arguments")
+                key = _once("key", key, a)
+                data = args[0]
+                if n > 1:
+                    ttl = _once("ttl", ttl, args[1])
+                if n > 2:
+                    tags = _once("tags", tags, args[2])
+        elif n:
             raise TypeError("put(): data given twice")
         elif a is not _NO:
-            if key is not None:
-                raise TypeError("put(): key given twice")
-            key = a  # put(key, data=...)
+            key = _once("key", key, a)  # put(key, data=...)
+        if key is None and ttl is None and tags is None and not self._ix.fields:
+            return self._put_new(data)
+        return self._put(data, key, ttl, tags)
+
+    def _put_new(self, data):
+        # The common put: a new record under a generated key, no expiry, no
+        # tags, no field index. Its one btree insert is done or not: nothing
+        # to undo, no try (whose handler would put this frame on the heap).
+        if self._bt is None or self._abusy:
+            self._wguard()
+        s = codec.text(data)
+        n = len(s)  # characters (each at most 4 bytes)
+        if n > self.max_doc_size >> 2:
+            codec.check_size(s, self.max_doc_size)
+        key = self._gen.next(self._now())  # above every key generated or of that shape: free
+        if self._mem:
+            self._pages(1, s, n)
+        self._write_record(key, None, s)
+        self._after_write()
+        return key
+
+    def _pages(self, ins, raw, n):
+        # Memory mode: the pages a write of `ins` btree inserts (the record
+        # first) may take, or DBFullError now: INSERT_PAGES per insert (and
+        # per field index), plus overflow pages if the record (key <= 128
+        # bytes, entry header, value; n: its characters if raw is a str) may
+        # not fit in a leaf.
+        st = self._st
+        w = _INS * (ins + len(self._ix.fields))
+        if type(raw) is not str:
+            n = len(raw) + 160
+        elif n <= 120:
+            n = 4 * n + 160  # at most 4 bytes per character
+        else:
+            n = len(raw.encode()) + 160  # (the bound would ask for too many pages)
+        if n > st.inline:
+            w += st.ovfl_pages(n)
+        st.take(w)
+
+    def _put(self, data, key, ttl, tags):
+        # Every other put: a custom key (maybe an overwrite), expiry, tags.
         bt = self._bt
         if bt is None or self._abusy:
-            self._wguard()
+            bt = self._wguard()
         s = codec.text(data)
         n = len(s)  # characters (each at most 4 bytes)
         if n > self.max_doc_size >> 2:
             codec.check_size(s, self.max_doc_size)
         ins = 1  # btree inserts: the record, its TTL index entry, one per tag
         now = None
-        if ttl is None and tags is None:
-            raw = s
-        else:
-            e = None
-            if ttl is not None:
-                now = self._now()
-                e = _ttl.expiry_for(ttl, now)
-                if e is not None:
-                    ins += 1
-            tb = None if tags is None else codec.tags_bytes(tags)
-            if tb is not None:
-                ins += tb[0]
-            raw = s if e is None and tb is None else codec.with_header(s, e, tb)
+        e = None
+        if ttl is not None:
+            now = self._now()
+            e = _ttl.expiry_for(ttl, now)
+            if e is not None:
+                ins += 1
+        tb = None if tags is None else codec.tags_bytes(tags)
+        if tb is not None:
+            ins += tb[0]
+        raw = s if e is None and tb is None else codec.with_header(s, e, tb)
         if key is None:
             if now is None:
                 now = self._now()
@@ -477,28 +545,11 @@ class MicroTetherDB:
                 kb = _keys.kbytes(key)
                 if type(key) is not str:
                     key = str(kb, "utf-8")
-            try:
-                old = bt.get(kb)
-            except OSError as ex:
-                raise self._damaged(ex)
+            old = self._raw(kb)
             if len(kb) == 16:
                 self._gen.bump(kb)
         if self._mem:
-            # the pages this write may take (memstore.py), or DBFullError now:
-            # INSERT_PAGES per btree insert, plus overflow pages if the record
-            # (key <= 128 bytes, entry header, value) may not fit in a leaf
-            st = self._st
-            w = _INS * (ins + len(self._ix.fields))
-            nb = (4 * n if raw is s else len(raw)) + 160
-            if nb > st.inline:
-                if raw is s and n > 120:
-                    nb = len(s.encode()) + 160  # (4 bytes per character: too many pages)
-                w += st.ovfl_pages(nb)
-            r = st.room - w
-            if r < 0:
-                st.reserve(w)
-            else:
-                st.room = r
+            self._pages(ins, raw, n)
         c0 = self._count
         try:
             self._write_record(kb, old, raw)
@@ -509,48 +560,62 @@ class MicroTetherDB:
         return key
 
     def delete(self, key=None, purge=False):
-        if purge is not False and _flag("purge", purge):
-            if key is not None:
-                raise TypeError("delete(): a key or purge=True, not both")
+        if purge is not False:
+            return self._purge(key, purge)
+        if type(key) is not str or not key or len(key) > 32:
+            if key is None:
+                raise TypeError("delete() needs a key (or purge=True)")
+            key = _keys.kbytes(key)
+        if self._bt is None or self._abusy:
             self._wguard()
-            self._bt = None
-            try:
-                self._st.purge()
-            finally:
-                self._bt = self._st.bt
-            self._count = 0
-            self._gen = _keys.KeyGen()
-            self._load_meta()
-            self._ix = _index.attach(self, 0)
-            self._dirty = 0
-            return 1
-        if key is None:
-            raise TypeError("delete() needs a key (or purge=True)")
-        bt = self._bt
-        if bt is None or self._abusy:
-            self._wguard()
-        if type(key) is str and 0 < len(key) <= 32:
-            kb = key
-        else:
-            kb = _keys.kbytes(key)
-        try:
-            old = bt.get(kb)
-        except OSError as ex:
-            raise self._damaged(ex)
+        old = self._raw(key)
         if old is None:
             return 0
-        live = 1
-        f = old[0]
-        if f != _PLAIN and f & _F_EXP and f < 4 and codec.expiry(old) <= self._now():
-            live = 0  # expired: removed, and counted as not there
+        if old[0] == _PLAIN and not self._ix.fields:
+            self._delete_record(key, old)  # one btree delete: done or not, nothing to undo
+            self._after_write()
+            return 1
+        live = self._live(old)  # an expired record is removed, and counted as not there
+        self._delete_atomic(key, old)
+        self._after_write()
+        return live
+
+    def _live(self, raw):
+        # 1 if the stored value has not expired, else 0
+        f = raw[0]
+        if f != _PLAIN and f & _F_EXP and f < 4 and codec.expiry(raw) <= self._now():
+            return 0
+        return 1
+
+    def _delete_atomic(self, kb, old):
+        # _delete_record, undone if it fails half-way
         c0 = self._count
         try:
             self._delete_record(kb, old)
-        except BaseException as ex:
-            self._undo(((kb, old),), c0)
-            raise self._oom(ex)
-        self._after_write()
-        return live
+        except BaseException:
+            self._undo1(kb, old, c0)
+            raise
+
+    def _undo1(self, kb, old, count):
+        self._undo(((kb, old),), count)
+
+    def _purge(self, key, purge):
+        if not _flag("purge", purge):
+            return self.delete(key)
+        if key is not None:
+            raise TypeError("delete(): a key or purge=True, not both")
+        self._wguard()
+        self._bt = None
+        try:
+            self._st.purge()
+        finally:
+            self._bt = self._st.bt
+        self._count = 0
+        self._gen = _keys.KeyGen()
+        self._load_meta()
+        self._ix = _index.attach(self, 0)
+        self._dirty = 0
+        return 1
 
     # --- batches and cleanup: each written once, as a generator of chunks ---
     # The synchronous call runs it to the end (_steps_run); the async call
@@ -655,11 +720,7 @@ class MicroTetherDB:
                     yield _NO
                 kb, raw, fresh, w = ents[i]
                 if mem:
-                    r = st.room - w
-                    if r < 0:
-                        st.reserve(w)
-                    else:
-                        st.room = r
+                    st.take(w)
                 old = None  # a generated key is free (keys.py)
                 if not fresh:
                     try:
@@ -786,23 +847,23 @@ class MicroTetherDB:
         return repair(path, backup)
 
     # --- reads --------------------------------------------------------------
+    # (The hot calls, get, put, delete and the record write path, keep their
+    # frames within 11 words of locals and stack, or hand the rare cases to
+    # a helper: MicroPython allocates a larger frame on the heap at every
+    # call, which costs a scan of the heap's allocation table when it is
+    # fragmented. See docs/benchmarks.md.)
     def get(self, key, default=None):
-        bt = self._bt
-        if bt is None:
-            raise DBError("database is closed")
-        if type(key) is not str or not 0 < len(key) <= 32:
+        if type(key) is not str or not key or len(key) > 32:
             key = _keys.kbytes(key)
-        try:
-            raw = bt.get(key)
-        except OSError as e:
-            raise self._damaged(e)
+        raw = self._raw(key)
         if raw is None:
             return default
         if raw[0] == _PLAIN:
-            try:
-                return _loads(raw)
-            except ValueError:
-                return codec.doc(raw)  # raises CorruptDBError
+            return codec.doc(raw)
+        return self._value(raw, default)
+
+    def _value(self, raw, default):
+        # the document of a stored value, or default if it has expired
         e = codec.expiry(raw)
         if e is not None and e <= self._now():
             return default

@@ -112,9 +112,9 @@ class _Sink(io.IOBase):
 class MemStore:
     # The Storage interface of the database (commit, reopen, close, purge,
     # size, bt, budget, ...), plus the page accounting of in-memory writes:
-    # reserve(pages) before each write; `room` = pages a write may take
-    # without measuring (the write path subtracts from it directly when it
-    # is enough, and calls reserve() when it is not).
+    # take(pages) before each btree insert (room: pages that may be taken
+    # without measuring; reserve() measures, grows the pool or raises
+    # DBFullError); fits(pages) for a batch's estimate.
     mem = True
     new = True
 
@@ -230,6 +230,14 @@ class MemStore:
                 if r < 0:
                     self.full()
         self.room = r
+
+    def take(self, pages):
+        # reserve(), with the common case (enough room) first
+        r = self.room - pages
+        if r < 0:
+            self.reserve(pages)
+        else:
+            self.room = r
 
     def fits(self, pages):
         # A batch's estimate: True if `pages` pages are free (after growing).
