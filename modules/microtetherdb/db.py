@@ -489,25 +489,24 @@ class MicroTetherDB:
             codec.check_size(s, self.max_doc_size)
         key = self._gen.next(self._now())  # above every key generated or of that shape: free
         if self._mem:
-            self._pages(1, s, n)
+            self._pages(1, s, n, key)
         self._write_record(key, None, s)
         self._after_write()
         return key
 
-    def _pages(self, ins, raw, n):
+    def _pages(self, ins, raw, n, kb):
         # Memory mode: the pages a write of `ins` btree inserts (the record
         # first) may take, or DBFullError now: INSERT_PAGES per insert (and
-        # per field index), plus overflow pages if the record (key <= 128
-        # bytes, entry header, value; n: its characters if raw is a str) may
-        # not fit in a leaf.
+        # per field index), plus overflow pages if the record (key, btree's
+        # entry header, value; n: its characters if raw is a str) may not fit
+        # in a leaf.
         st = self._st
         w = _INS * (ins + len(self._ix.fields))
         if type(raw) is not str:
-            n = len(raw) + 160
-        elif n <= 120:
-            n = 4 * n + 160  # at most 4 bytes per character
-        else:
-            n = len(raw.encode()) + 160  # (the bound would ask for too many pages)
+            n = len(raw)
+        elif 4 * n + 160 > st.inline:
+            n = len(raw.encode())  # (4 bytes per character would ask for too many pages)
+        n += len(kb) * 4 + 16
         if n > st.inline:
             w += st.ovfl_pages(n)
         st.take(w)
@@ -549,7 +548,7 @@ class MicroTetherDB:
             if len(kb) == 16:
                 self._gen.bump(kb)
         if self._mem:
-            self._pages(ins, raw, n)
+            self._pages(ins, raw, n, kb)
         c0 = self._count
         try:
             self._write_record(kb, old, raw)
@@ -672,10 +671,11 @@ class MicroTetherDB:
                 if e is not None:
                     w += _INS
                     est += 40
-                nb = (4 * ln if type(raw) is str else ln) + 160
+                nb = ln
+                if type(raw) is str and 4 * ln + 160 > inline:
+                    nb = len(raw.encode())  # (as in _pages)
+                nb += 4 * (16 if kb is None else len(kb)) + 16
                 if nb > inline:
-                    if type(raw) is str and ln > 120:
-                        nb = len(raw.encode()) + 160
                     w += st.ovfl_pages(nb)
                 est += ln + 40
             ents.append([kb, raw, kb is None, w])

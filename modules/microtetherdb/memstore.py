@@ -33,7 +33,7 @@ from .errors import DBFullError
 
 SLACK = 8  # pages kept free beyond the reservations: undo of a failed call, deep cascades
 INSERT_PAGES = 4  # worst case of one insert: leaf split cascading up 3 levels + new root
-GROW = 16  # pages the pool grows by at least (and starts with)
+GROW = 16  # pages the pool starts with, and grows by at least (or by its size)
 _STEP = 8  # pages per filler record
 _HDR = 20  # page header bytes
 
@@ -225,7 +225,9 @@ class MemStore:
         if r < 0:
             r = self.measure() - pages
             if r < 0:
-                self.grow(max(-r, self.f.npages >> 1, GROW))
+                # (by the pool's size: room for many writes before the next
+                # measure, whose flush passes each dirty page through Python)
+                self.grow(max(-r, self.f.npages, GROW))
                 r = self.room - pages
                 if r < 0:
                     self.full()
@@ -244,7 +246,7 @@ class MemStore:
         if self.room >= pages:
             return True
         if self.measure() < pages:
-            self.grow(max(pages - self.room + INSERT_PAGES, self.f.npages >> 1, GROW))
+            self.grow(max(pages - self.room + INSERT_PAGES, self.f.npages, GROW))
         return self.room >= pages
 
     def full(self):
