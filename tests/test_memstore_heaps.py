@@ -5,6 +5,7 @@ test_device.py. A small heap is what a device has; on a large one the budget
 (a share of the heap) holds thousands of pages."""
 
 import os
+import re
 import subprocess
 
 import pytest
@@ -27,8 +28,9 @@ def _run(heap, filename, tmp):
         names = [n for f, n in T._device_tests() if f == filename]
         with open(os.path.join(T.DEVICE_DIR, filename)) as f:
             program = f.read()
-        with open(os.path.join(T.DEVICE_DIR, "support.py")) as f:
-            program += "\n\n" + f.read()
+        for helper in ["support"] + re.findall(r"^# uses: (\w+)", program, re.M):
+            with open(os.path.join(T.DEVICE_DIR, helper + ".py")) as f:
+                program += "\n\n" + f.read()
         program += T.FOOTER % (str(tmp), "unix", names)
         path = os.path.join(str(tmp), "prog.py")
         with open(path, "w") as f:

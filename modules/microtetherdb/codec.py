@@ -42,23 +42,12 @@ def _check(v):
     # and the frame stays within 11 words (locals + stack), which MicroPython
     # keeps on the C stack; a larger one is allocated on the heap at every
     # call (py/objfun.c), slow on a fragmented heap.
-    if _type(v) is _list or _type(v) is _tuple:
-        for x in v:
-            t = _type(x)
-            if t is _str or t is _int or t is _bool or x is None:
-                continue
-            if t is _float:
-                if x - x != 0:
-                    _other(x)
-            elif t is _dict or t is _list or t is _tuple:
-                _check(x)
-            else:
-                _other(x)
-        return
-    for k in v:
-        if _type(k) is not _str:
-            _bad_key(k)
-        x = v[k]
+    if _type(v) is not _list and _type(v) is not _tuple:
+        for k in v:
+            if _type(k) is not _str:
+                _bad_key(k)
+        v = v.values()
+    for x in v:
         t = _type(x)
         if t is _str or t is _int or t is _bool or x is None:
             continue

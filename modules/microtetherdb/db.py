@@ -60,17 +60,10 @@ def _once(name, cur, v):
     return v
 
 
-def _del(bt, k):
-    try:
-        del bt[k]
-    except KeyError:
-        pass
-
-
 def _apply(bt, ch):
     # index entry changes from Indexes.changes(): (keys to delete, keys to add)
     for k in ch[0]:
-        _del(bt, k)
+        _index.discard(bt, k)
     for k in ch[1]:
         bt[k] = b""
 
@@ -308,7 +301,7 @@ class MicroTetherDB:
         if ix is not None and ((nf | of) & _F_TAGS or ix.fields):
             ch = ix.changes(kb, old, new)
         if dk is not None:
-            _del(bt, dk)
+            _index.discard(bt, dk)
         bt[kb] = new
         if old is None:
             self._count += 1
@@ -338,7 +331,7 @@ class MicroTetherDB:
         if ix is not None and (f & _F_TAGS or ix.fields):
             ch = ix.changes(kb, old, None)
         if dk is not None:
-            _del(bt, dk)
+            _index.discard(bt, dk)
         del bt[kb]
         self._count -= 1
         if ch is not None:

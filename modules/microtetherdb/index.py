@@ -195,7 +195,8 @@ class Indexes:
         return n
 
 
-def _del(bt, k):
+def discard(bt, k):
+    # delete key k if it is there
     try:
         del bt[k]
     except KeyError:

@@ -4,6 +4,7 @@
 # database as it was, and the page accounting stays exact. Runs on the host
 # firmware's default heap and the qemu board here, and under small and large
 # heaps through tests/test_memstore_heaps.py.
+# uses: heapfill
 import gc
 from microtetherdb import MicroTetherDB, DBFullError
 
@@ -22,26 +23,6 @@ def fragment(hole, keep):
         a = None
     gc.collect()
     return live
-
-
-def fill(leave):
-    # Take the whole heap but about `leave` bytes: blocks chained through
-    # 2-tuples (no list has to grow while the heap runs out).
-    gc.collect()
-    head = None
-    size = 1 << 14
-    while True:
-        try:
-            head = (bytearray(size), head)
-        except MemoryError:
-            if size <= 16:
-                break
-            size >>= 1
-    freed = 0
-    while freed < leave and head is not None:
-        freed += len(head[0]) + 32
-        head = head[1]
-    return head
 
 
 def _fill_batches(db, size, pad, have=0):
@@ -131,14 +112,14 @@ def test_memory_error_inside_a_call_changes_nothing():
             args = (sorted(model)[-1],)
             del after[args[0]]
         fn = (db.put, db.put_batch, db.delete_batch, db.delete)[op]
-        hold = fill(leave)
+        fl = Filler()
+        fl.fill(leave)
         ok = True
         try:
             fn(*args)
         except MemoryError:  # (btree's ENOMEM on the qemu board too)
             ok = False
-        hold = None
-        gc.collect()
+        fl.release()
         rounds += not ok
         want = after if ok else model
         got = dict(db.items())
