@@ -40,16 +40,35 @@ _HDR = 20  # page header bytes
 
 class _Sink(io.IOBase):
     def __init__(self, npg):
-        t, w = ("H", 2) if npg < 0xFFFF else ("i", 4)
-        self.nxt = array.array(t, bytes(w * npg))  # free-list link per page
-        self.dep = array.array(t, bytes(w * npg))  # free pages from here to the end
-        self.room = array.array("H", bytes(2 * npg))  # free bytes inside the page
-        self.gen = bytearray(npg)  # flush (mod 256) that last wrote the page
+        self.gen = bytearray(0)  # flush (mod 256) that last wrote the page
+        self.ensure(npg)
         self.cur = 1  # current flush number
         self.npages = 0
         self.head = 0  # free-list head from the meta page
         self.spilled = 0  # page writes outside a flush (the cache evicted: never)
         self.flushing = False
+
+    def ensure(self, npg):
+        # Tables for page numbers below npg, grown (copied) by the store
+        # between writes, never from btree's calls: 7 bytes per page.
+        old = len(self.gen)
+        if npg <= old:
+            return
+        npg = max(npg, 2 * old)
+        t, w = ("H", 2) if npg < 0xFFFF else ("i", 4)
+        nxt = array.array(t, bytes(w * npg))  # free-list link per page
+        dep = array.array(t, bytes(w * npg))  # free pages from here to the end
+        room = array.array("H", bytes(2 * npg))  # free bytes inside the page
+        gen = bytearray(npg)
+        for i in range(old):
+            nxt[i] = self.nxt[i]
+            dep[i] = self.dep[i]
+            room[i] = self.room[i]
+            gen[i] = self.gen[i]
+        self.nxt = nxt
+        self.dep = dep
+        self.room = room
+        self.gen = gen
 
     def readinto(self, buf):
         return 0  # nothing is read back (a new, empty stream at open)
@@ -133,7 +152,7 @@ class MemStore:
         self._open()
 
     def _open(self, fill=True):
-        s = _Sink(self.max + (self.max >> 3) + 16)  # + the fillers' leaf pages
+        s = _Sink(2 * GROW + 16)
         self.bt = btree.open(s, pagesize=self.psize, cachesize=(2 * self.max + 64) * self.psize)
         self.f = s
         self._fid = 0
@@ -162,6 +181,7 @@ class MemStore:
         if n <= 0:
             return 0
         self.measure()
+        s.ensure(s.npages + 2 * n + 16)  # the new pages, and the fillers' leaf pages
         n += self._free  # pages the fillers must take
         bt = self.bt
         d = self.psize - _HDR
@@ -326,6 +346,7 @@ class MemStore:
         self.f = None
         try:
             self._open(False)
+            self.f.ensure(old_f.npages + 64)  # the copy needs fewer pages than the original
             nb = self.bt
             for k, v in old_bt.items():
                 nb[k] = v

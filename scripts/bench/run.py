@@ -241,7 +241,8 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(ROOT, "docs"))
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one run, no plot")
     ap.add_argument("--no-plot", action="store_true")
-    ap.add_argument("--only", default="", help="comma list of workloads to run (seed,seedflash,n100...)")
+    ap.add_argument("--only", default="", help="comma list of workloads to run (seed,seedflash,n100...,"
+                                                "memfx: the memory store's effect)")
     ap.add_argument("--timeout", type=int, default=1800)
     ap.add_argument("--dbopts", default="{}", help="JSON dict of extra MicroTetherDB kwargs")
     args = ap.parse_args(argv)
@@ -309,7 +310,7 @@ def main(argv=None):
                                      "errors": [e["error"] for e in errs], "tail": tail})
                     print(tail, file=sys.stderr)
         memfx = []
-        if "mem" in args.modes and not args.smoke and not args.only:
+        if "mem" in args.modes and not args.smoke and (not args.only or "memfx" in args.only.split(",")):
             # the memory store's effect on the rest of the program (memfx.py)
             with open(os.path.join(HERE, "memfx.py")) as f:
                 src = "CFG = %r\n" % ({"pct": 15, "nrec": 60},) + f.read()
