@@ -16,7 +16,6 @@ import struct
 
 from . import codec
 from .keys import kb_bytes
-from .paths import getter
 
 PRE = b"\xffi"
 DEFS = b"\xffi\x00"
@@ -105,6 +104,8 @@ class Indexes:
             if f == TAGS:
                 self.tags = p
             else:
+                from .paths import getter  # (imported once a field index exists)
+
                 fl.append((p, getter(f)))
         self.fields = fl
 
@@ -184,6 +185,8 @@ class Indexes:
                         bt[k] = b""
                         n += 1
             return n
+        from .paths import getter
+
         get = getter(field)
         for kb, raw in db._records():
             v = enc(get(codec.doc(raw)))
