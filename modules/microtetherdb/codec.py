@@ -146,6 +146,17 @@ def encode(doc, expiry, tagb, max_size):
     return with_header(s, expiry, tagb)
 
 
+def as_bytes(raw):
+    # A stored value as the bytes btree holds (a just-encoded value is a str
+    # or a bytearray; len() of a str counts characters, not bytes).
+    t = type(raw)
+    if t is bytes:
+        return raw
+    if t is str:
+        return raw.encode()
+    return bytes(raw)
+
+
 def flags(raw):
     # Header flags of a stored value (0: no header), without allocating.
     if type(raw) is str:

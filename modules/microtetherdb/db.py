@@ -265,9 +265,10 @@ class MicroTetherDB:
         return st
 
     # --- the record write path ----------------------------------------------
-    # kb is the key as stored: a str (btree stores its UTF-8 bytes) or bytes.
-    # Stored values: codec.py (a str or bytearray when just encoded, bytes
-    # when read back). A value without a header has flags 0.
+    # kb is the key as stored: a str (btree stores its UTF-8 bytes) or bytes;
+    # keys.kb_bytes(kb) gives the bytes. Stored values: codec.py (a str or
+    # bytearray when just encoded, bytes when read back); codec.as_bytes(raw)
+    # gives the bytes btree holds. A value without a header has flags 0.
     def _write_record(self, kb, old, new):
         # The single path of every record write (old: previous raw or None):
         # the record, the record count, the TTL index and (through the
