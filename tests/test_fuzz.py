@@ -34,7 +34,7 @@ N_EXAMPLES = int(os.environ.get("MTDB_FUZZ_EXAMPLES", "1000"))
 T0 = 1000
 
 RUNNER = r'''
-from microtetherdb import MicroTetherDB, DBError
+from microtetherdb import MicroTetherDB, DBError, filestore
 import os
 
 
@@ -97,7 +97,9 @@ def ex(e):
 
 def run(pi, mem, path, calls):
     T[0] = @T0@
-    db = MicroTetherDB(path, in_memory=mem, clock=clk)
+    # on flash, every third program uses file format 1 (a single file)
+    kw = {} if mem or pi % 3 != 2 else {"file_format": 1}
+    db = MicroTetherDB(path, in_memory=mem, clock=clk, **kw)
     for ci in range(len(calls)):
         c = calls[ci]
         op = c[0]
@@ -134,7 +136,7 @@ def run(pi, mem, path, calls):
         db = MicroTetherDB(path, in_memory=False, clock=clk)
         print("%d END %r" % (pi, list(db.items())))
         db.close()
-        os.remove(path)
+        filestore.drop(path)
 
 
 '''.replace("@T0@", str(T0))

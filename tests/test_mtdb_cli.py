@@ -147,17 +147,34 @@ def test_import_failure_on_the_device_restores_overwritten_records(host):
     assert cli("export", "a.db", cwd=host)[1] == before
 
 
-def test_stats_check_and_repair(host):
+def _damage(path):
+    """Zero 512 bytes in the middle of a database: a page of a format 1 file,
+    or of the biggest chunk of a format 2 folder. -> the file damaged."""
+    if path.is_dir():
+        path = max((p for p in path.iterdir() if p.name.startswith("c")), key=lambda p: p.stat().st_size)
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2 // 512 * 512
+    data[mid:mid + 512] = b"\0" * 512
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("fmt", [1, 2])
+def test_stats_check_and_repair(tmp_path, request, fmt):
+    if request.config.getoption("--target") != "unix":
+        pytest.skip("host-side files: the unix pass")
+    mp(MAKE_DB.replace("in_memory=False,", "in_memory=False, file_format=%d," % fmt, 1), tmp_path)
+    host = tmp_path
+    assert (host / "a.db").is_dir() == (fmt == 2)
     rc, out, err = cli("stats", "a.db", cwd=host)
     assert rc == 0, err
     s = json.loads(out)
     assert s["records"] == 6 and s["expired_pending"] == 1 and s["indexes"] == ["$tags"]
+    assert s["file_format"] == fmt
     rc, out, err = cli("check", "a.db", cwd=host)
     assert rc == 0 and json.loads(out)["ok"] is True, out + err
     # damage a page in the middle: check says so, repair salvages, check passes again
-    data = bytearray((host / "a.db").read_bytes())
-    data[512:1024] = b"\0" * 512
-    (host / "a.db").write_bytes(bytes(data))
+    _damage(host / "a.db")
     rc, out, err = cli("check", "a.db", cwd=host)
     assert rc == 1 and json.loads(out)["ok"] is False and "damaged" in err, out + err
     rc, out, err = cli("repair", "a.db", cwd=host)

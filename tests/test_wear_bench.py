@@ -123,7 +123,8 @@ def test_smoke_every_scenario_reports(smoke):
     for fs in ("lfs4k", "fat4k", "fat512"):
         puts = [r for r in recs if r["case"] == "put" and r["fs"] == fs]
         assert {(r["impl"], r["var"]) for r in puts} == {
-            ("raw", "plain"), ("db", "plain"), ("db", "tagttl"), ("db", "tagfill")}
+            ("raw", "plain"), ("db1", "plain"), ("db1", "tagttl"), ("db1", "tagfill"),
+            ("db", "plain"), ("db", "tagttl"), ("db", "tagfill")}
         assert {r["case"] for r in recs if r["sc"] == "prim" and r["fs"] == fs} >= {
             "create", "rewrite", "append_close", "append_flush", "many_create",
             "many_delete", "rename_small", "segment_inplace", "page_write", "delete_big"}
@@ -133,7 +134,10 @@ def test_smoke_every_scenario_reports(smoke):
             assert r["bad"] == 0, r  # no program over bytes that were not erased
     for r in recs:
         if r["case"] == "put":
-            assert r["pr_bytes"] > 0 and r["erases"] > 0, r  # a durable put reaches flash
+            assert r["pr_bytes"] > 0, r  # a durable put reaches flash
+            if r["impl"] != "db":
+                # (format 2 appends to its log: a short run may erase nothing)
+                assert r["erases"] > 0, r
     assert "| records |" in md and "Commit log prototype" in md
 
 

@@ -2,21 +2,42 @@
 #
 # Every awaitable call completes its work before it returns.  Single-record
 # calls run at once (they never yield while holding the database).  Batches
-# and cleanup work in chunks of CHUNK records and yield to the loop between
-# chunks; while one is mid-way, other async writers wait for it (up to
-# lock_timeout seconds, then DBLock) and synchronous writers get DBLock at once
-# (a synchronous call cannot wait without blocking the loop).  Reads never wait.
+# and cleanup are the core's step generators (db.py, written once for both
+# APIs): the synchronous call runs one to its end, here it is driven chunk
+# by chunk with a yield to the loop between chunks; while one is mid-way,
+# other async writers wait for it (up to lock_timeout seconds, then DBLock)
+# and synchronous writers get DBLock at once (a synchronous call cannot wait
+# without blocking the loop).  Reads never wait.  A batch whose task is
+# cancelled between chunks is undone, as one that fails.
+#
+# The TTL sweeper (`async with`) runs cleanup every ttl_check_interval
+# seconds and never stops on an error: a round that meets DBLock, MemoryError
+# or OSError is skipped (counted); any other exception is kept and the
+# sweeper goes on. stats()["sweeper"] shows both.
 import asyncio
 
-from .errors import DBLock
+from .errors import DBError, DBLock
 
-CHUNK = 16
+
+class State:
+    # Per database: the lock of the async writers, the sweeper task and
+    # what the sweeper has done.
+    def __init__(self):
+        self.lock = asyncio.Lock()
+        self.task = None
+        self.runs = 0
+        self.removed = 0
+        self.skipped = 0
+        self.skip_error = None
+        self.error = None
+
+    def stats(self):
+        return {"running": self.task is not None, "runs": self.runs, "removed": self.removed,
+                "skipped": self.skipped, "skip_error": self.skip_error, "error": self.error}
 
 
 async def _acquire(db):
-    lk = db._alock
-    if lk is None:
-        lk = db._alock = asyncio.Lock()
+    lk = db._async().lock
     to = db.lock_timeout
     if lk.locked() and to is not None:
         try:
@@ -25,9 +46,11 @@ async def _acquire(db):
             raise DBLock("database busy for more than lock_timeout=%s s" % to)
     else:
         await lk.acquire()
-    if db._bt is None:
-        lk.release()
+    try:
         db._check_open()
+    except BaseException:
+        lk.release()
+        raise
     return lk
 
 
@@ -40,85 +63,28 @@ async def call(db, fn, args, kw):
         lk.release()
 
 
-async def put_batch(db, items, ttls):
-    db._check_open()
+async def run(db, steps):
+    # Drive a step generator of the core: it yields db.PAUSE between chunks
+    # and its result last. Cancelled or failing mid-way, the generator is
+    # closed, which undoes what it wrote.
     lk = await _acquire(db)
     try:
-        ents, out = db._prep_batch(items, ttls)
-        db._reserve_batch(ents)
-        undo = []
-        c0 = db._count
-        db._abusy = True
-        try:
-            for i in range(0, len(ents), CHUNK):
-                if i:
-                    await asyncio.sleep(0)
-                db._apply(ents, i, i + CHUNK, undo)
-            db._check_batch(undo, c0)
-        except BaseException:
-            db._undo(undo, c0)
-            raise
-        finally:
-            db._abusy = False
-        if ents:
-            db._after_write()
-        return out
-    finally:
-        lk.release()
-
-
-async def delete_batch(db, keys):
-    db._check_open()
-    lk = await _acquire(db)
-    try:
-        kbs = db._del_keys(keys)
-        undo = []
-        c0 = db._count
-        now = db._now()
-        n = 0
-        db._abusy = True
-        try:
-            for i in range(0, len(kbs), CHUNK):
-                if i:
-                    await asyncio.sleep(0)
-                n += db._del_apply(kbs, i, i + CHUNK, undo, now)
-        except BaseException:
-            db._del_undo(undo, c0)
-            raise
-        finally:
-            db._abusy = False
-        if undo:
-            db._after_write()
-        return n
-    finally:
-        lk.release()
-
-
-async def cleanup(db):
-    db._check_open()
-    lk = await _acquire(db)
-    total = 0
-    try:
-        db._abusy = True
-        try:
-            while True:
-                n, done = db._sweep(CHUNK)
-                total += n
-                if done:
-                    break
+        for r in steps:
+            if r is not db.PAUSE:
+                return r
+            try:
                 await asyncio.sleep(0)
-        finally:
-            db._abusy = False
-        if total:
-            db._after_write()
-        return total
+            except BaseException:
+                steps.close()
+                raise
     finally:
         lk.release()
 
 
 async def close(db):
-    t = db._task
-    db._task = None
+    st = db._async()
+    t = st.task
+    st.task = None
     if t is not None:
         t.cancel()
     lk = await _acquire(db)
@@ -128,16 +94,40 @@ async def close(db):
         lk.release()
 
 
-async def _sweeper(db):
-    try:
-        while db._bt is not None:
+async def _sweeper(db, st):
+    from .errors import CorruptDBError
+
+    while True:
+        try:
             await asyncio.sleep(db.ttl_check_interval)
-            if db._bt is None:
-                break
-            await cleanup(db)
-    except asyncio.CancelledError:
-        pass
+            st.removed += await run(db, db._cleanup_steps())
+            st.runs += 1
+        except asyncio.CancelledError:
+            return
+        except DBLock as e:
+            st.skipped += 1
+            st.skip_error = e
+        except CorruptDBError as e:
+            st.error = e
+        except DBError:
+            return  # closed
+        except (MemoryError, OSError) as e:
+            st.skipped += 1
+            st.skip_error = e
+        except Exception as e:  # kept for stats(); the sweeper goes on
+            st.error = e
 
 
 def start_sweeper(db):
-    return asyncio.create_task(_sweeper(db))
+    st = db._async()
+    if st.task is None:
+        st.task = asyncio.create_task(_sweeper(db, st))
+    return st.task
+
+
+def stop_sweeper(db):
+    st = db._async()
+    t = st.task
+    st.task = None
+    if t is not None:
+        t.cancel()

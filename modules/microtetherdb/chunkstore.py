@@ -515,9 +515,10 @@ class ChunkStore:
         for k in range(n):
             b = bytes((k << 4 | (n - 1),)) + struct.pack("<I", seq + k) + mv[k * PARTLOAD:(k + 1) * PARTLOAD]
             b += struct.pack("<I", crc32(b, self.dbid))
-            with fs.create(path + "%d" % ((seq + k) % self.ring)) as f:
+            name = path + "%d" % ((seq + k) % self.ring)
+            with fs.create(name) as f:
                 if f.write(b) != len(b):
-                    raise OSError(fs.ENOSPC)
+                    raise OSError(fs.ENOSPC, "%s: no space left on device" % name)
                 f.flush()  # <- the commit point (of the last part)
         self.lseq = seq + n - 1
         self.parts += n

@@ -1,43 +1,92 @@
 # Record encoding.
 #
-# A stored value is a small binary header followed by the JSON document:
-#   byte 0      flags: bit0 = expiry present, bit1 = tags present
+# A stored value is the document as UTF-8 JSON, which always starts with
+# "{" (0x7B). A record with an expiry or tags puts a small binary header in
+# front of it, starting with a flags byte that is never "{":
+#   byte 0      flags: bit0 = expiry present, bit1 = tags present (1..3)
 #   [4 bytes]   expiry, unsigned big-endian clock seconds       (if bit0)
 #   [1 byte n]  number of tags, then n x (1 byte length + UTF-8) (if bit1)
 #   rest        the document as UTF-8 JSON
-# Expiry and tags can be read without decoding the JSON.
+# Expiry and tags can be read without decoding the JSON. Format 1 (before
+# database format 2) gave every record a header; flags 0 = neither: still read.
 import json
 
 from .errors import CorruptDBError
 
 F_EXP = 1
 F_TAGS = 2
-MAX_DEPTH = 32
+PLAIN = 0x7B  # "{": a record without a header
+_loads = json.loads
+_dumps = json.dumps
 
 
-def _check(v, depth):
-    # Containers recurse; scalars are checked inline in the loops (no call per
-    # leaf: this runs on every put).
-    if depth > MAX_DEPTH:
-        raise ValueError("data: nested deeper than %d" % MAX_DEPTH)
-    d = isinstance(v, dict)
-    for k in v:
-        if d:
-            if type(k) is not str:
-                raise TypeError("data: dict keys must be str, not %s" % type(k).__name__)
-            x = v[k]
-        else:
-            x = k
-        t = type(x)
-        if t is str or t is int or t is bool or x is None:
+# Builtins as module globals for the hot paths: a global of this module is
+# found at once, a builtin only after a miss here (and binding them as
+# default arguments instead would make the frames too large, see _check).
+_type = type
+_str = str
+_int = int
+_bool = bool
+_float = float
+_dict = dict
+_list = list
+_tuple = tuple
+
+
+MAX_DEPTH = 32  # containers nested deeper are refused (the same on every port)
+_lvl = 0  # _check's nesting level (a global: no extra argument in its frame)
+
+
+def _check(v):
+    # Raise for what JSON cannot hold: MicroPython's json.dumps writes
+    # invalid JSON for sets, NaN, bytearray and other objects, and silently
+    # turns int or bytes dict keys and bytes values into strings. v is a
+    # dict, list or tuple; containers recurse (text() turns the recursion
+    # limit into ValueError). Runs on every put: scalars are checked inline,
+    # and the frame stays within 11 words (locals + stack), which MicroPython
+    # keeps on the C stack; a larger one is allocated on the heap at every
+    # call (py/objfun.c), slow on a fragmented heap.
+    global _lvl
+    _lvl += 1
+    if _lvl > MAX_DEPTH + 1:
+        _deep()
+    if _type(v) is not _list and _type(v) is not _tuple:
+        for k in v:
+            if _type(k) is not _str:
+                _bad_key(k)
+        v = v.values()
+    for x in v:
+        t = _type(x)
+        if t is _str or t is _int or t is _bool or x is None:
             continue
-        if t is float:
+        if t is _float:
             if x - x != 0:
-                raise ValueError("data: NaN and infinity are not JSON")
-        elif t is list or t is tuple or isinstance(x, dict):
-            _check(x, depth + 1)
+                _other(x)
+        elif t is _dict or t is _list or t is _tuple:
+            _check(x)
         else:
-            raise TypeError("data: %s is not JSON-serialisable" % t.__name__)
+            _other(x)
+    _lvl -= 1
+
+
+def _deep():
+    raise ValueError("data: nested deeper than %d" % MAX_DEPTH)
+
+
+def _bad_key(k):
+    raise TypeError("data: dict keys must be str, not %s" % type(k).__name__)
+
+
+def _other(x):
+    # a value that is not str, int, bool, None, dict, list or tuple
+    t = type(x)
+    if t is float:
+        if x - x != 0:
+            raise ValueError("data: NaN and infinity are not JSON")
+    elif isinstance(x, dict):
+        _check(x)
+    else:
+        raise TypeError("data: %s is not JSON-serialisable" % t.__name__)
 
 
 def tags_bytes(tags):
@@ -64,36 +113,82 @@ def tags_bytes(tags):
     return out
 
 
-def encode(doc, expiry, tagb, max_size):
+def text(doc):
+    # The document checked and as JSON text (a str).
     if not isinstance(doc, dict):
         raise TypeError("data must be a dict, not %s" % type(doc).__name__)
-    _check(doc, 0)
-    b = json.dumps(doc).encode()
-    if len(b) > max_size:
+    global _lvl
+    _lvl = 0
+    try:
+        _check(doc)
+    except RuntimeError:  # maximum recursion depth (a small stack)
+        raise ValueError("data: nested too deeply")
+    return _dumps(doc)
+
+
+def check_size(s, max_size):
+    # The JSON text's size in bytes, or ValueError over max_size (the
+    # caller skips this when len(s) * 4 <= max_size: 4 bytes per character).
+    n = len(s.encode())
+    if n > max_size:
         raise ValueError(
-            "document is %d bytes as JSON, over the limit of %d (max_doc_size)" % (len(b), max_size)
+            "document is %d bytes as JSON, over the limit of %d (max_doc_size)" % (n, max_size)
         )
-    if expiry is None and tagb is None:
-        return b"\x00" + b
-    h = bytearray(1)
-    if expiry is not None:
-        h[0] = F_EXP
+    return n
+
+
+def with_header(s, expiry, tagb):
+    # The stored value of a record with an expiry and/or tags.
+    if expiry is None:
+        h = bytearray((F_TAGS,))
+    else:
+        h = bytearray((F_EXP if tagb is None else F_EXP | F_TAGS,))
         h.extend(expiry.to_bytes(4, "big"))
     if tagb is not None:
-        h[0] |= F_TAGS
         h.extend(tagb)
-    h.extend(b)
-    return bytes(h)
+    h.extend(s)
+    return h
+
+
+def encode(doc, expiry, tagb, max_size):
+    # -> the stored value: the JSON text itself (a str: btree stores its
+    # UTF-8 bytes) when there is no expiry and no tags, else header + JSON.
+    s = text(doc)
+    if len(s) > max_size >> 2:
+        check_size(s, max_size)
+    if expiry is None and tagb is None:
+        return s
+    return with_header(s, expiry, tagb)
+
+
+def as_bytes(raw):
+    # A stored value as the bytes btree holds (a just-encoded value is a str
+    # or a bytearray; len() of a str counts characters, not bytes).
+    t = type(raw)
+    if t is bytes:
+        return raw
+    if t is str:
+        return raw.encode()
+    return bytes(raw)
+
+
+def flags(raw):
+    # Header flags of a stored value (0: no header), without allocating.
+    if type(raw) is str:
+        return 0
+    f = raw[0]
+    return f if f < 4 else 0
 
 
 def expiry(raw):
-    # Expiry of a stored value (int) or None, without allocating.
-    if not raw:
-        raise CorruptDBError("damaged record (empty)")
-    if raw[0] & F_EXP:
-        if len(raw) < 5:
-            raise CorruptDBError("damaged record header")
-        return (raw[1] << 24) | (raw[2] << 16) | (raw[3] << 8) | raw[4]
+    # Expiry of a stored value (int) or None.
+    if type(raw) is str:
+        return None
+    if not raw:  # (a damaged file: a stored value is never empty)
+        raise _bad(raw)
+    f = raw[0]
+    if f & F_EXP and f < 4:
+        return int.from_bytes(raw[1:5], "big")  # (one big int on 32-bit ports, not four)
     return None
 
 
@@ -110,43 +205,60 @@ def _tags(raw, p):
     return tuple(lst), p
 
 
+def _bad(raw):
+    return CorruptDBError("bad record header (%r...)" % (raw[:8],))
+
+
 def header(raw):
-    # -> (expiry or None, tags tuple), no JSON decoding. A stored value that
-    # is not one of ours raises CorruptDBError (never IndexError & co).
+    # -> (expiry or None, tags tuple), no JSON decoding.
+    if type(raw) is str:
+        return None, ()
+    if not raw:
+        raise _bad(raw)
     f = raw[0]
-    if f & ~(F_EXP | F_TAGS):
-        raise CorruptDBError("damaged record header")
+    if f == PLAIN:
+        return None, ()
+    if f > 3:
+        raise _bad(raw)
     if f & F_TAGS:
         try:
             return expiry(raw), _tags(raw, 5 if f & F_EXP else 1)[0]
-        except (IndexError, ValueError):  # UnicodeError is a ValueError
-            raise CorruptDBError("damaged record tags")
+        except (IndexError, ValueError):
+            raise _bad(raw)
     return expiry(raw), ()
 
 
 def body_offset(raw):
+    # Offset of the JSON in a stored value (IndexError/ValueError if damaged).
     f = raw[0]
+    if f == PLAIN:
+        return 0
+    if f > 3:
+        raise ValueError
     p = 5 if f & F_EXP else 1
     if f & F_TAGS:
         n = raw[p]
         p += 1
         for _ in range(n):
             p += 1 + raw[p]
+    if p >= len(raw):
+        raise IndexError
     return p
 
 
-def doc(raw):
+def doc(raw, where=None):
+    # The document of a stored value (CorruptDBError if it does not decode
+    # to a dict; where: the database file it names).
     try:
-        f = raw[0]
-        if f & ~(F_EXP | F_TAGS):
-            raise ValueError
-        p = 1 if f == 0 else body_offset(raw)
-        d = json.loads(memoryview(raw)[p:])
-    except (IndexError, ValueError):
-        raise CorruptDBError("damaged record document")
-    if type(d) is not dict:
-        raise CorruptDBError("damaged record document")
-    return d
+        if type(raw) is str or raw[0] == PLAIN:
+            d = _loads(raw)
+        else:
+            d = _loads(memoryview(raw)[body_offset(raw):])
+        if type(d) is dict:
+            return d
+    except (ValueError, IndexError):
+        pass
+    raise CorruptDBError("%s%sbad record (%r...)" % (where or "", ": " if where else "", raw[:8]))
 
 
 def key(kb):
@@ -177,6 +289,10 @@ def log_record(pend):
     out = bytearray()
     for kb in pend:
         raw = pend[kb]
+        if raw is not None:
+            raw = as_bytes(raw)  # (a just-encoded value may be a str)
+        if type(kb) is str:
+            kb = kb.encode()
         if len(kb) == 16 and kb[10] == 45 and kb[:10].isdigit() and kb[11:].isdigit() \
                 and int(kb[:10]) <= 0xFFFFFFFF:
             out.append(0xFF)

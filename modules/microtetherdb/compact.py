@@ -1,20 +1,3 @@
-# Compaction and space accounting.
-#
-# Berkeley DB 1.85 never shrinks its file and reuses only pages that became
-# completely empty.  compact() copies every key (records, TTL and secondary
-# index entries, metadata) in key order into a fresh btree - sorted inserts
-# fill its pages almost completely - and swaps it in.
-#
-# File mode, power-cut safe (at every instant either the old or the new file
-# is complete and is what the next open uses):
-#   1. commit the database, write "<db>.new", flush and close it
-#   2. rename "<db>.new" -> "<db>.swp"        (the new file is now complete)
-#   3. close the database, remove "<db>" (and a stale "<db>.jnl")
-#   4. rename "<db>.swp" -> "<db>", reopen
-# recover(), run by Storage before every open, finishes step 3-4 if a
-# "<db>.swp" exists and deletes a leftover "<db>.new" (an unfinished copy).
-# In-memory mode builds a new BytesIO the same way and swaps it in (needs
-# room for both copies while it runs).
 # Compaction.
 #
 # Berkeley DB 1.85 never shrinks its file and reuses only pages that became
@@ -25,12 +8,13 @@
 # File mode: the database is committed, the room the copy needs is checked
 # against the free space (OSError ENOSPC naming both, nothing written), the
 # copy is written next to the database (filestore.begin_replace: "<db>.new",
-# with a "<db>.swap" marker), every write, flush and close checked, and only a
-# complete copy replaces the database (filestore.finish_replace). A power cut
-# at any point leaves either the old or the new file, complete (the marker
-# tells the next open which). The copy keeps the file's page size.
-# In-memory mode builds a new BytesIO the same way and swaps it in (needs
-# room for both copies while it runs).
+# a file for format 1, a folder for format 2, with a "<db>.swap" marker),
+# every write, flush and close checked, and only a complete copy replaces the
+# database (filestore.finish_replace). A power cut at any point leaves either
+# the old or the new database, complete (the marker tells the next open
+# which). The copy keeps the database's page size.
+# In-memory mode: memstore.MemStore.compact() (a fresh store, the keys
+# copied, swapped in; needs room for both copies while it runs).
 from . import filestore
 
 _hook = None  # tests: called with a step name; raising Cut there simulates a power cut
@@ -112,14 +96,18 @@ def compact(db):
     db._wguard()
     st = db._st
     if st.mem:
-        import btree
-
-        return _compact_mem(db, st, btree)
+        # memstore.MemStore.compact: a fresh store, every key copied, swapped
+        db._bt = None
+        try:
+            return st.compact()
+        finally:
+            db._bt = st.bt
     path = st.path
     db._commit()
     before = st.size()
     need = room_needed(st)
     filestore.check_room(path, need, "compact()")
+    free = filestore.free_bytes(path)
     new = filestore.begin_replace(path)
     _step("start")
     try:
@@ -136,7 +124,7 @@ def compact(db):
         filestore.abort_replace(path)
         if not mem and isinstance(e, OSError) and e.args and e.args[0] == filestore.ENOSPC:
             raise OSError(filestore.ENOSPC, "%s: compact() ran out of space writing its copy "
-                          "(needs about %d bytes, %s free before)" % (path, need, filestore.free_bytes(path)))
+                          "(needs about %d bytes, %s)" % (path, need, "free space unknown" if free is None else "%d were free" % free))
         _reraise(e, mem)
     # The copy is complete: from here on every way out reopens the store
     # (recover() finishes an interrupted replacement).
@@ -175,62 +163,3 @@ def _reopen(db, st):
     gc.collect()
     st.reopen_file()
     db._bt = st.bt
-
-
-def _compact_mem(db, st, btree):
-    import io
-
-    bt = db._bt
-    bt.flush()
-    before = st.size()
-    f = io.BytesIO()
-    nb = btree.open(f, pagesize=st.psize, cachesize=st.csize)
-    try:
-        _copy(bt, nb)
-        nb.flush()
-    except BaseException as e:
-        nb.close()
-        raise e
-    db._bt = None
-    st.close()
-    if st.budget is not None:
-        # Back into a preallocated store of the full budget, as at open
-        # (storage.py); the old one is free now.
-        nb.close()
-        f = _repack(f, st.prealloc_size())
-        nb = btree.open(f, pagesize=st.psize, cachesize=st.csize)
-        st._room = 0  # measured again by the next reserve()
-    st.bt = nb
-    st.f = f
-    db._bt = nb
-    return before - st.size()
-
-
-def _repack(f, cap):
-    # Copy the BytesIO f into a new one preallocated to cap bytes, page by
-    # page (no second whole copy in RAM); keep f if there is no room for that.
-    import io
-
-    import gc
-
-    pre = None
-    from .storage import PREALLOC_HEADROOM
-
-    if cap and gc.mem_free() >= cap + PREALLOC_HEADROOM:  # as Storage._open
-        try:
-            pre = io.BytesIO(cap)
-        except MemoryError:
-            pass
-    if pre is None:
-        f.seek(0)
-        return f
-    f.seek(0)
-    buf = bytearray(2048)
-    mv = memoryview(buf)
-    while True:
-        n = f.readinto(buf)
-        if not n:
-            break
-        pre.write(mv[:n])
-    pre.seek(0)  # btree.open reads the meta page from the current position
-    return pre

@@ -1,4 +1,28 @@
-# MicroTetherDB: the public API class.
+# MicroTetherDB: the public API class, and the core the helper modules use.
+#
+# Helper interface. index.py, query.py (with planner.py), aio.py and
+# compact.py use only these members of the database (nothing else of it):
+#   _check_open() -> btree handle       DBError if closed
+#   _wguard() -> btree handle           also DBLock while an async batch runs
+#   _records(start, end)                (key bytes, stored value) in key order
+#   _raw(kb)                            stored value or None
+#   _now()                              clock seconds
+#   _damaged(e)                         the exception for a btree OSError
+#   _key(kb), _named(e)                 a stored key as str; an error naming the file
+#   _after_write()                      commit policy after a write call
+#   _take(nbytes)                       memory mode: pages for one more insert
+#   _indexes()                          the index.Indexes object (hooks, defs)
+#   _async()                            aio.State (lock, sweeper task)
+#   _put_batch_steps / _delete_batch_steps / _cleanup_steps, PAUSE:
+#       each batch written once, as a generator of chunks (see _steps_run)
+#   _st, _commit(), _bt, _settle(e) (compact.py, the file layer)
+# Every record write and delete goes through _write_record / _delete_record.
+#
+# Storage (one object, self._st): memstore.MemStore in RAM; on flash
+# filestore.FileStore (file format 1: one file) or chunkstore.ChunkStore
+# (file format 2: a folder of chunks and a commit log, see docs/storage.md).
+# Format 2 commits log the records each commit changed (self._pend) and
+# replays them on opening; index definitions go with a checkpoint.
 import gc
 
 from . import codec
@@ -6,13 +30,17 @@ from . import index as _index
 from . import keys as _keys
 from . import ttl as _ttl
 from .errors import CorruptDBError, DBError, DBLock
-from .storage import Storage
 
 META = b"\xffm"  # meta record: b"MTDB" + format version byte + b":count:gen_sec:gen_n"
-FORMAT = 1
+FORMAT = 2  # 2: a record without expiry and tags has no header (codec.py); 1 is read
 _END = b"\xff"  # all user keys sort below this; internal keys start with it
-_CHUNK = 16
+_CHUNK = 16  # records per chunk: _records() reads, batches yield between chunks
 _NO = object()
+_PLAIN = codec.PLAIN
+_F_EXP = codec.F_EXP
+_F_TAGS = codec.F_TAGS
+_loads = codec._loads
+_INS = 4  # worst-case pages of one btree insert (memstore.INSERT_PAGES)
 
 
 def _open_file(filename, pagesize, cachesize, fmt):
@@ -44,14 +72,31 @@ def _num(name, v, lo, integer=False, lo_excl=False, hi=None):
 
 
 def _flag(name, v):
+    # Boolean arguments take only True or False: a truthy value such as a key
+    # passed by mistake (delete("a", "b")) must not switch anything on.
     if v is True or v is False:
         return v
-    if type(v) is int and (v == 0 or v == 1):
-        return v == 1
-    raise ValueError("%s must be True or False, not %r" % (name, v))
+    raise TypeError("%s must be True or False, not %r" % (name, v))
+
+
+def _once(name, cur, v):
+    # an argument of put() given positionally, which must not also be a keyword
+    if cur is not None:
+        raise TypeError("put(): %s given twice" % name)
+    return v
+
+
+def _apply(bt, ch):
+    # index entry changes from Indexes.changes(): (keys to delete, keys to add)
+    for k in ch[0]:
+        _index.discard(bt, k)
+    for k in ch[1]:
+        bt[k] = b""
 
 
 class MicroTetherDB:
+    PAUSE = _NO  # what the step generators yield between chunks
+
     def __init__(
         self,
         filename="microtether.db",
@@ -111,84 +156,71 @@ class MicroTetherDB:
         self.clock = self._clock = clock
         self.max_doc_size = _num("max_doc_size", max_doc_size, 2, integer=True, hi=1 << 20)
 
-        budget = None
-        if in_memory:
-            gc.collect()
-            budget = int((gc.mem_free() + gc.mem_alloc()) * self.ram_percentage / 100)
         self._gen = _keys.KeyGen()
-        self._ix = None  # secondary-index hook object (query engine), see _write_record
-        self._ixs = None  # index.Indexes (definitions), also when _ix is None
-        self._alock = None  # asyncio.Lock, created by the async API
-        self._abusy = False  # True while an async batch/cleanup is mid-way
-        self._task = None  # TTL sweeper task
+        self._ix = None  # index.Indexes: the hooks of _write_record / _delete_record
+        self._aio = None  # aio.State, created by the async API
+        self._abusy = False  # True while a batch or cleanup is mid-way
         self._dirty = 0  # write calls since the last commit
+        self._writes = 0
         self._rolled = False  # the store went back to its last commit
         self._cfail = False  # a commit failed with the pages in RAM intact
         self._dirty_lost = 0
-        self._writes = 0
-        self._pend = {}  # key -> value or None: what the next commit logs (format 2)
+        self._pend = {}  # key bytes -> value or None: what the next commit logs (format 2)
         self._ckpt = False  # the next commit must be a checkpoint (index changes)
         if file_format is not None and file_format != 1 and file_format != 2:
             raise ValueError("file_format must be 1 or 2, not %r" % (file_format,))
         if in_memory:
-            self._st = Storage(filename, in_memory, p, self.btree_cachesize, budget)
+            # the budget: a share of the MicroPython heap (memstore.py)
+            from .memstore import MemStore
+
+            gc.collect()
+            budget = int((gc.mem_free() + gc.mem_alloc()) * self.ram_percentage / 100)
+            self._st = MemStore(p, budget, filename)
         else:
             self._st = _open_file(filename, p, self.btree_cachesize, file_format)
-        self.file_format = 0 if in_memory else (2 if self._st.logs else 1)
-        self._logs = self._st.logs
-        self._bt = self._st.bt
+        st = self._st
+        self.file_format = 0 if in_memory else (2 if st.logs else 1)
+        self._logs = st.logs
+        self._mem = st.budget is not None  # pages are reserved before writes
+        self._file = not in_memory
+        self._bt = st.bt
         try:
             self._load_meta()
-            _index.attach(self)
+            self._gen.catch_up(self._bt)
+            self._ix = _index.attach(self, self._count)
             self._replay()
-            if self._logs and self._st.new:
-                self._st.checkpoint()  # a new database: its first chunk
+            if self._logs and st.new:
+                st.checkpoint()  # a new database: its first chunk
         except BaseException as e:
             if isinstance(e, OSError):
                 e = self._damaged(e)  # (a damaged page: CorruptDBError)
-            self._st.abandon()  # nothing of a failed open is committed
+            st.abandon()  # nothing of a failed open is committed
             self._bt = None
             raise e
 
-    # --- internal API (also used by query.py / index.py) ------------------
+    # --- helper interface (see the top of this file) ------------------------
     def _check_open(self):
-        if self._bt is None:
-            self._revive()
+        bt = self._bt
+        if bt is None:
+            bt = self._revive()
+        return bt
 
     def _wguard(self):
-        if self._bt is None:
-            self._revive()
+        bt = self._bt
+        if bt is None:
+            bt = self._revive()
         if self._abusy:
             raise DBLock("database busy: an async batch or cleanup is in progress")
+        return bt
 
     def _now(self):
-        t = int(self._clock())
+        # The clock in whole seconds (inf/nan cannot be made an int).
+        t = self._clock()
+        if type(t) is not int:
+            if type(t) is not float or t - t != 0:
+                raise ValueError("clock() returned %r, not a finite number of seconds" % (t,))
+            t = int(t)
         return t if t > 0 else 0
-
-    def _decode(self, raw):
-        try:
-            return codec.decode(raw)
-        except CorruptDBError as e:
-            raise self._named(e)
-
-    def _header(self, raw):
-        try:
-            return codec.header(raw)
-        except CorruptDBError as e:
-            raise self._named(e)
-
-    def _key(self, kb):
-        try:
-            return codec.key(kb)
-        except CorruptDBError as e:
-            raise self._named(e)
-
-    def _named(self, e):
-        # A CorruptDBError of the record layer, with this database's file.
-        fn = self.filename
-        if isinstance(e, CorruptDBError) and fn not in str(e):
-            return CorruptDBError("%s: %s" % (fn, e))
-        return e
 
     def _records(self, start=None, end=None):
         # (key_bytes, raw) of user records in key order, start inclusive, end
@@ -200,12 +232,18 @@ class MicroTetherDB:
         while True:
             bt = self._bt
             if bt is None:
-                return
+                # closed (or purged, compacted away) while iterating: say so,
+                # a short result would look complete
+                raise DBError("database is closed")
             buf = []
             try:
                 for kv in bt.items(start, end):
-                    if kv[0] == skip:
-                        continue
+                    if skip is not None and kv[0] <= skip:
+                        if kv[0] == skip:
+                            continue
+                        # a damaged page sent the search back: going on
+                        # would repeat keys for ever
+                        raise CorruptDBError("%s: damaged database page (keys out of order)" % self.filename)
                     buf.append(kv)
                     if len(buf) >= _CHUNK:
                         break
@@ -216,6 +254,23 @@ class MicroTetherDB:
             if len(buf) < _CHUNK:
                 return
             start = skip = buf[-1][0]
+
+    def _raw(self, kb):
+        # The stored value under kb or None (DBError if closed).
+        if self._bt is None:
+            self._revive()
+        try:
+            return self._bt.get(kb)
+        except OSError:  # (no "as e": that costs this hot frame a second handler)
+            return self._reread(kb)
+
+    def _reread(self, kb):
+        # A read failed: once more, turning btree's OSError into CorruptDBError
+        # (or MemoryError for ENOMEM).
+        try:
+            return self._bt.get(kb)
+        except OSError as e:
+            raise self._damaged(e)
 
     def _damaged(self, e):
         # btree reports a page it cannot make sense of as OSError (EINVAL).
@@ -230,45 +285,144 @@ class MicroTetherDB:
             return OSError(e.args[0] if e.args else 5, "%s: %s" % (self.filename, cause))
         return CorruptDBError("%s: damaged database page (%r)" % (self.filename, e))
 
-    def _write_record(self, kb, old, new):
-        # The single path of every record write (old: previous raw or None).
-        bt = self._bt
-        ne = codec.expiry(new)
-        oe = None
-        if old is not None:
-            oe = codec.expiry(old)
-            if oe is not None and oe != ne:
+    def _named(self, e):
+        # A CorruptDBError of the record layer, with this database's file.
+        fn = self.filename
+        if isinstance(e, CorruptDBError) and fn not in str(e):
+            return CorruptDBError("%s: %s" % (fn, e))
+        return e
+
+    def _key(self, kb):
+        try:
+            return codec.key(kb)
+        except CorruptDBError as e:
+            raise self._named(e)
+
+    def _take(self, nbytes):
+        # Memory mode: reserve the pages of one more btree insert of nbytes
+        # (key + value), or DBFullError before it is made. (File: nothing.)
+        if self._mem:
+            st = self._st
+            st.take(_INS + st.ovfl_pages(nbytes + 16))
+
+    def _err(self, e):
+        # The exception a failed write call raises (after its undo): btree's
+        # own malloc failing (OSError ENOMEM) is a MemoryError like any other;
+        # a bare OSError from under btree (a full volume) names the file.
+        if isinstance(e, OSError) and e.args and type(e.args[0]) is int:
+            n = e.args[0]
+            if n == 12:
+                return MemoryError("btree: out of memory")
+            if len(e.args) == 1:
                 try:
-                    del bt[_ttl.ikey(oe, kb)]
-                except KeyError:
-                    pass
+                    import errno
+
+                    n2 = errno.errorcode.get(n, n)
+                except (ImportError, AttributeError):
+                    n2 = "errno %d" % n
+                return OSError(n, "%s: write failed (%s)" % (self.filename, n2))
+        return self._named(e)
+
+    def _indexes(self):
+        return self._ix
+
+    def _async(self):
+        st = self._aio
+        if st is None:
+            from . import aio
+
+            st = self._aio = aio.State()
+        return st
+
+    # --- the record write path ----------------------------------------------
+    # kb is the key as stored: a str (btree stores its UTF-8 bytes) or bytes;
+    # keys.kb_bytes(kb) gives the bytes. Stored values: codec.py (a str or
+    # bytearray when just encoded, bytes when read back); codec.as_bytes(raw)
+    # gives the bytes btree holds. A value without a header has flags 0.
+    def _write_record(self, kb, old, new):
+        # The single path of every record write (old: previous raw or None):
+        # the record, the record count, the TTL index and (through the
+        # Indexes object) the tag and field indexes.
+        if old is None and type(new) is str and not self._ix.fields:
+            self._bt[kb] = new  # a new record without header, no index to keep
+            self._count += 1
+            if self._logs:
+                self._log(kb, new)
+            return
+        self._write_full(kb, old, new)
+
+    def _write_full(self, kb, old, new):
+        # Every key it needs is made first, then the btree is changed:
+        # running out of heap while making them leaves everything as it was.
+        bt = self._bt
+        ix = self._ix
+        nf = 0 if type(new) is str else new[0]
+        of = 0 if old is None else old[0]
+        if nf > 3:
+            nf = 0
+        if of > 3:
+            of = 0
+        dk = ak = ch = None
+        if (nf | of) & _F_EXP:
+            # (expiries compared as their 4 header bytes: no big ints)
+            ne = new[1:5] if nf & _F_EXP else None
+            oe = old[1:5] if of & _F_EXP else None
+            if oe is not None and oe != ne:
+                dk = _ttl.ikey_of(old, kb)
+            if ne is not None and ne != oe:
+                ak = _ttl.ikey_of(new, kb)
+        if ix is not None and ((nf | of) & _F_TAGS or ix.fields):
+            ch = ix.changes(kb, old, new)
+        if dk is not None:
+            _index.discard(bt, dk)
         bt[kb] = new
         if old is None:
             self._count += 1
-        if ne is not None and ne != oe:
-            bt[_ttl.ikey(ne, kb)] = b""
-        ix = self._ix
-        if ix is not None:
-            ix.on_write(kb, old, new)
+        if ak is not None:
+            bt[ak] = b""
+        if ch is not None:
+            _apply(bt, ch)
         if self._logs:
-            self._pend[kb] = new
+            self._log(kb, new)
 
     def _delete_record(self, kb, old):
         # The single path of every record delete (old: its current raw value).
+        if old[0] == _PLAIN and not self._ix.fields:
+            del self._bt[kb]  # no header, no index to keep
+            self._count -= 1
+            if self._logs:
+                self._log(kb, None)
+            return
+        self._delete_full(kb, old)
+
+    def _delete_full(self, kb, old):
+        # keys first, then the btree, as in _write_full
         bt = self._bt
-        oe = codec.expiry(old)
-        if oe is not None:
-            try:
-                del bt[_ttl.ikey(oe, kb)]
-            except KeyError:
-                pass
+        ix = self._ix
+        f = old[0]
+        if f > 3:
+            f = 0
+        dk = ch = None
+        if f & _F_EXP:
+            dk = _ttl.ikey_of(old, kb)
+        if ix is not None and (f & _F_TAGS or ix.fields):
+            ch = ix.changes(kb, old, None)
+        if dk is not None:
+            _index.discard(bt, dk)
         del bt[kb]
         self._count -= 1
-        ix = self._ix
-        if ix is not None:
-            ix.on_delete(kb, old)
+        if ch is not None:
+            _apply(bt, ch)
         if self._logs:
-            self._pend[kb] = None
+            self._log(kb, None)
+
+    def _log(self, kb, new):
+        # Format 2: what the next commit logs for this record (the value as
+        # written, None for a delete), under the key's bytes: one entry per
+        # record whichever form (str or bytes) the key was written with.
+        if type(kb) is str:
+            kb = kb.encode()
+        self._pend[kb] = new
 
     def _meta(self):
         g = self._gen
@@ -285,28 +439,33 @@ class MicroTetherDB:
             self._count = 0
             bt[META] = self._meta()
             self._mstate = (0, self._gen.sec, self._gen.n)
-            if not self._logs:  # (format 2: checkpointed with the index definitions)
+            if not self._logs:  # (format 2: checkpointed once the indexes are attached)
                 self._st.commit()
-                self._st.reopen()  # new file: see Storage.reopen
+                self._st.reopen()  # a new file: see FileStore.reopen
                 self._bt = self._st.bt
             return
         if len(m) < 7 or m[:4] != b"MTDB" or m[5] != 0x3A:
             raise CorruptDBError("%s: damaged metadata record" % fn)
-        if m[4] != FORMAT:
-            raise CorruptDBError("%s: database format %d is not supported (this is %d)" % (fn, m[4], FORMAT))
+        if m[4] != FORMAT and m[4] != 1:
+            raise CorruptDBError("%s: record format %d is not supported (this is %d)" % (fn, m[4], FORMAT))
         try:
             f = m[6:].split(b":")
             self._count = int(f[0])
-            self._gen.sec = int(f[1])
-            self._gen.n = int(f[2])
+            self._gen.set(int(f[1]), int(f[2]))
         except (ValueError, IndexError):
             raise CorruptDBError("%s: damaged metadata record" % fn)
+        if not (-1 <= self._gen.sec < _keys.MAX_SECONDS and 0 <= self._gen.n <= 99999):
+            raise CorruptDBError("%s: damaged metadata record" % fn)
         self._mstate = (self._count, self._gen.sec, self._gen.n)
+        if m[4] != FORMAT:
+            # record format 1: records written from now on may have no
+            # header, so the next commit rewrites the metadata record with 2
+            self._mstate = (-1, -1, -1)
 
     def _commit(self, in_call=False):
-        # The one commit point: persist the record count, then storage.commit().
-        # in_call: the commit ends a write call (autoflush), which is undone
-        # if the commit fails.
+        # The one commit point: persist the record count, then the store's
+        # commit. in_call: the commit ends a write call (autoflush), which is
+        # undone if the commit fails (see _commit_call).
         self._rolled = False
         self._cfail = False
         self._dirty_lost = self._dirty
@@ -350,7 +509,7 @@ class MicroTetherDB:
                 # the pages in RAM are sound: a failed write call is undone
                 # logically, the calls before it stay pending
                 self._cfail = True
-            raise
+            raise self._err(e)
 
     def _rollback(self):
         # The store goes back to its last commit, and so does this object.
@@ -368,20 +527,22 @@ class MicroTetherDB:
 
     def _reload(self):
         # The state as of the last commit (after a rollback of the store).
-        self._st.rolled_back = False
-        bt = self._st.bt
-        self._bt = bt
+        st = self._st
+        st.rolled_back = False
+        self._bt = st.bt
         self._gen = _keys.KeyGen()
         self._dirty = 0
         self._pend = {}
         self._ckpt = False
         try:
             self._load_meta()
-            _index.attach(self)
+            self._gen.catch_up(self._bt)
+            self._ix = _index.attach(self, self._count)
             self._replay()
         except BaseException:
             self._bt = None
             raise
+        return self._bt
 
     def _replay(self):
         # Format 2: apply the commit records newer than the last checkpoint
@@ -403,13 +564,7 @@ class MicroTetherDB:
                             self._delete_record(kb, old)
                     elif old != raw:
                         self._write_record(kb, old, raw)
-                    if len(kb) == 16 and kb[10] == 45 and kb[:10].isdigit() and kb[11:].isdigit():
-                        # a generated key: the generator goes on after it
-                        s = int(kb[:10])
-                        n = int(kb[11:])
-                        if s > g.sec or (s == g.sec and n > g.n):
-                            g.sec = s
-                            g.n = n
+                    g.bump(kb)  # a generated key: the generator goes on after it
             bt[META] = self._meta()  # count and generator as replayed
             self._mstate = (self._count, g.sec, g.n)
         finally:
@@ -417,139 +572,309 @@ class MicroTetherDB:
 
     def _revive(self):
         # Called with self._bt None: finish a rollback that ran out of
-        # memory, else the database is closed.
+        # memory (-> the btree handle), else the database is closed.
         st = self._st
-        if not getattr(st, "pending", False) or st.closed:
+        if st is None or not getattr(st, "pending", False) or st.closed:
             raise DBError("database is closed")
         try:
             st.revive()
-            self._reload()
+            return self._reload()
         except BaseException:
             self._bt = None
             st.pending = True
             raise
 
-    def _after_write(self):
-        # End of every write call: commit as autoflush says. If the commit
-        # fails, the caller undoes the call (all or nothing) and re-raises.
+    def _after_write(self, kb=None, old=None):
+        # End of every write call: count it, commit as autoflush says. If the
+        # commit fails the call is undone (all or nothing) and the error
+        # raised: kb, old (the one record a call changed, old its value
+        # before) are undone here; calls of several records undo their own
+        # (_abort) when this raises.
         self._writes += 1
         self._dirty += 1
         af = self._af
         if af and self._dirty >= af:
-            try:
-                self._commit(True)
-            except BaseException:
-                self._writes -= 1
-                raise
+            self._commit_call(kb, old)
 
-    def _live(self, raw, now):
-        e = codec.expiry(raw)
-        return e is None or e > now
+    def _commit_call(self, kb, old):
+        try:
+            self._commit(True)
+        except BaseException:
+            self._writes -= 1
+            if kb is not None:
+                if self._rolled:
+                    self._rolled = False  # back at the last commit: before the call
+                elif self._cfail:
+                    self._cfail = False
+                    self._undo_call(((kb, old),), None)
+            raise
 
-    def _reserve(self, kb, raw):
-        st = self._st
-        if st.budget is not None:
-            n = st.pages_for(len(kb) + len(raw))
-            if raw[0] & codec.F_EXP:
-                n += st.pages_for(0)
-            st.reserve(n)
-
-    def _newkey(self, now, taken=None):
+    def _undo(self, undo, count):
+        # Put back what a failed call changed (newest first).
         bt = self._bt
-        while True:
-            k = self._gen.next(now)
-            kb = k.encode()
-            if bt.get(kb) is None and (taken is None or kb not in taken):
-                return k, kb
+        for kb, old in reversed(undo):
+            cur = bt.get(kb)
+            if old is None:
+                if cur is not None:
+                    self._delete_record(kb, cur)
+            else:
+                if cur != old:
+                    self._write_record(kb, cur, old)
+                self._fix_idx(kb, old)
+        if count is not None:
+            self._count = count
+
+    def _abort(self, undo, count, e):
+        # A write call failed (before or at its commit): undo it, unless the
+        # store went back to its last commit (then there is nothing to undo).
+        if self._rolled:
+            self._rolled = False
+        elif self._cfail:
+            self._cfail = False  # the commit failed, the pages in RAM are sound
+            self._undo_call(undo, count)
+        elif self._untrusted(e):
+            self._settle(e)  # a failure inside btree: its pages are untrusted
+        else:
+            self._undo_call(undo, count)
+
+    def _untrusted(self, e):
+        # After a write call failed with e: can btree's pages be trusted? Not
+        # if the stream under btree failed, nor (file mode) if btree itself
+        # returned an error (e.g. its malloc failed half-way through a split).
+        st = self._st
+        return st.suspect() or (not st.mem and isinstance(e, OSError))
+
+    def _undo_call(self, undo, count):
+        try:
+            self._undo(undo, count)
+        except BaseException:
+            # the undo itself failed (a damaged record, no memory): the file
+            # is still as of the last commit
+            if self._st.mem:
+                raise
+            self._rollback()
+            self._rolled = False
+
+    def _settle(self, e=None):
+        # After a write call failed: if the failure was inside btree (see
+        # _untrusted), btree's pages cannot be trusted: back to the last commit.
+        if self._cfail:
+            self._cfail = False  # a commit failed: nothing to roll back
+        elif self._untrusted(e):
+            self._rollback()
+            self._rolled = False
+
+    def _fix_idx(self, kb, raw):
+        # After an interrupted write: make sure raw's expiry index entry exists.
+        e = codec.expiry(raw)
+        if e is not None:
+            self._bt[_ttl.ikey(e, kb)] = b""
 
     # --- writes -------------------------------------------------------------
-    def put(self, *args, ttl=None, tags=None, key=None, data=None):
+    def put(self, x=_NO, *args, **kw):
         # put(data, ttl=None, tags=None, key=None) or put(key, data, ttl=None, tags=None)
+        if args or kw or x is _NO:
+            return self._put_args(x, args, kw)
+        if self._ix.fields:
+            return self._put(x, None, None, None)
+        return self._put_new(x)
+
+    def _put_args(self, a, args, kw):
+        # The forms of put() -> _put(data, key, ttl, tags); each given once.
+        ttl = tags = key = data = None
+        for k in kw:
+            v = kw[k]
+            if k == "ttl":
+                ttl = v
+            elif k == "tags":
+                tags = v
+            elif k == "key":
+                key = v
+            elif k == "data":
+                data = v
+            else:
+                raise TypeError("put() got an unexpected keyword argument '%s'" % k)
         n = len(args)
         if data is None:
-            if not n:
+            if a is _NO:
                 raise TypeError("put() needs data")
-            a0 = args[0]
-            if n == 1 or isinstance(a0, dict):
-                data = a0
-                rest = args[1:]
-                if len(rest) > 3:
+            if not n or isinstance(a, dict):  # put(data, ttl, tags, key)
+                if n > 3:
                     raise TypeError("put(data, ttl, tags, key): too many arguments")
-                if len(rest) > 2:
-                    key = rest[2]
-            else:
-                if key is not None:
-                    raise TypeError("put(): key given twice")
-                key = a0
-                data = args[1]
-                rest = args[2:]
-                if len(rest) > 2:
+                data = a
+                if n > 0:
+                    ttl = _once("ttl", ttl, args[0])
+                if n > 1:
+                    tags = _once("tags", tags, args[1])
+                if n > 2:
+                    key = _once("key", key, args[2])
+            else:  # put(key, data, ttl, tags)
+                if n > 3:
                     raise TypeError("put(key, data, ttl, tags): too many arguments")
-        else:
-            if n > 1:
-                raise TypeError("put(): data given twice")
-            if n:
-                key = args[0]
-            rest = ()
-        if rest:
-            ttl = rest[0]
-            if len(rest) > 1:
-                tags = rest[1]
-        self._wguard()
-        now = self._now()
-        raw = codec.encode(data, _ttl.expiry_for(ttl, now), codec.tags_bytes(tags), self.max_doc_size)
+                key = _once("key", key, a)
+                data = args[0]
+                if n > 1:
+                    ttl = _once("ttl", ttl, args[1])
+                if n > 2:
+                    tags = _once("tags", tags, args[2])
+        elif n:
+            raise TypeError("put(): data given twice")
+        elif a is not _NO:
+            key = _once("key", key, a)  # put(key, data=...)
+        if key is None and ttl is None and tags is None and not self._ix.fields:
+            return self._put_new(data)
+        return self._put(data, key, ttl, tags)
+
+    def _put_new(self, data):
+        # The common put: a new record under a generated key, no expiry, no
+        # tags, no field index. Its one btree insert is done or not: nothing
+        # to undo, no try (whose handler would put this frame on the heap).
+        # (On flash, a failure inside btree needs a rollback: _put.)
+        if self._bt is None or self._abusy or self._file:
+            if self._file:
+                return self._put(data, None, None, None)
+            self._wguard()
+        s = codec.text(data)
+        n = len(s)  # characters (each at most 4 bytes)
+        if n > self.max_doc_size >> 2:
+            codec.check_size(s, self.max_doc_size)
+        key = self._gen.next(self._now())  # above every key generated or of that shape: free
+        if self._mem:
+            self._pages(1, s, n, key)
+        self._write_record(key, None, s)
+        self._after_write()
+        return key
+
+    def _pages(self, ins, raw, n, kb):
+        # Memory mode: the pages a write of `ins` btree inserts (the record
+        # first) may take, or DBFullError now: INSERT_PAGES per insert (and
+        # per field index), plus overflow pages if the record (key, btree's
+        # entry header, value; n: its characters if raw is a str) may not fit
+        # in a leaf.
+        st = self._st
+        w = _INS * (ins + len(self._ix.fields))
+        if type(raw) is not str:
+            n = len(raw)
+        elif 4 * n + 160 > st.inline:
+            n = len(raw.encode())  # (4 bytes per character would ask for too many pages)
+        n += len(kb) * 4 + 16
+        if n > st.inline:
+            w += st.ovfl_pages(n)
+        st.take(w)
+
+    def _put(self, data, key, ttl, tags):
+        # Every other put: a custom key (maybe an overwrite), expiry, tags.
+        bt = self._bt
+        if bt is None or self._abusy:
+            bt = self._wguard()
+        s = codec.text(data)
+        n = len(s)  # characters (each at most 4 bytes)
+        if n > self.max_doc_size >> 2:
+            codec.check_size(s, self.max_doc_size)
+        ins = 1  # btree inserts: the record, its TTL index entry, one per tag
+        now = None
+        e = None
+        if ttl is not None:
+            now = self._now()
+            e = _ttl.expiry_for(ttl, now)
+            if e is not None:
+                ins += 1
+        tb = None if tags is None else codec.tags_bytes(tags)
+        if tb is not None:
+            ins += tb[0]
+        raw = s if e is None and tb is None else codec.with_header(s, e, tb)
         if key is None:
-            key, kb = self._newkey(now)
-            old = None  # _newkey looked: the key is free
+            if now is None:
+                now = self._now()
+            key = kb = self._gen.next(now)
+            old = None  # above every key generated or of that shape: free
         else:
-            kb = _keys.kbytes(key)
-            if type(key) is not str:
-                key = str(kb, "utf-8")
-            old = self._bt.get(kb)
-        self._reserve(kb, raw)
+            if type(key) is str and 0 < len(key) <= 32:
+                kb = key
+            else:
+                kb = _keys.kbytes(key)
+                if type(key) is not str:
+                    key = str(kb, "utf-8")
+            old = self._raw(kb)
+            if len(kb) == 16:
+                self._gen.bump(kb)
+        if self._mem:
+            self._pages(ins, raw, n, kb)
         c0 = self._count
         try:
             self._write_record(kb, old, raw)
-            self._after_write()
-        except BaseException as e:
-            self._abort(((kb, old),), c0, False, e)  # e.g. MemoryError half-way: all or nothing
-            raise self._named(e)
+        except BaseException as ex:
+            self._abort(((kb, old),), c0, ex)  # e.g. MemoryError half-way: all or nothing
+            raise self._err(ex)
+        self._after_write(kb, old)
         return key
 
     def delete(self, key=None, purge=False):
-        if purge:
+        if purge is not False:
+            return self._purge(key, purge)
+        if type(key) is not str or not key or len(key) > 32:
+            if key is None:
+                raise TypeError("delete() needs a key (or purge=True)")
+            key = _keys.kbytes(key)
+        if self._bt is None or self._abusy:
             self._wguard()
-            self._bt = None
-            try:
-                self._st.purge()
-            finally:
-                self._bt = self._st.bt
-            self._count = 0
-            self._gen = _keys.KeyGen()
-            self._pend = {}
-            self._ckpt = False
-            self._load_meta()
-            _index.attach(self)
-            if self._logs:
-                self._st.checkpoint()
-            self._dirty = 0
-            return 1
-        if key is None:
-            raise TypeError("delete() needs a key (or purge=True)")
-        self._wguard()
-        kb = _keys.kbytes(key)
-        old = self._bt.get(kb)
+        old = self._raw(key)
         if old is None:
             return 0
-        live = self._live(old, self._now())
+        if old[0] == _PLAIN and not self._ix.fields and not self._file:
+            self._delete_record(key, old)  # one btree delete: done or not, nothing to undo
+            self._after_write()
+            return 1
+        live = self._live(old)  # an expired record is removed, and counted as not there
+        self._delete_atomic(key, old)
+        self._after_write(key, old)
+        return live
+
+    def _live(self, raw):
+        # 1 if the stored value has not expired, else 0
+        f = raw[0]
+        if f != _PLAIN and f & _F_EXP and f < 4 and codec.expiry(raw) <= self._now():
+            return 0
+        return 1
+
+    def _delete_atomic(self, kb, old):
+        # _delete_record, undone if it fails half-way
+        # (on flash, a failure inside btree: back to the last commit)
         c0 = self._count
         try:
             self._delete_record(kb, old)
-            self._after_write()
-        except BaseException as e:
-            self._abort(((kb, old),), c0, True, e)
-            raise self._named(e)
-        return 1 if live else 0
+        except BaseException as ex:
+            self._abort(((kb, old),), c0, ex)
+            raise self._err(ex)
+
+    def _purge(self, key, purge):
+        if not _flag("purge", purge):
+            return self.delete(key)
+        if key is not None:
+            raise TypeError("delete(): a key or purge=True, not both")
+        self._wguard()
+        self._bt = None
+        try:
+            self._st.purge()
+        finally:
+            self._bt = self._st.bt
+        self._count = 0
+        self._gen = _keys.KeyGen()
+        self._pend = {}
+        self._ckpt = False
+        self._load_meta()
+        self._ix = _index.attach(self, 0)
+        if self._logs:
+            self._st.checkpoint()  # format 2: the empty database's chunk
+        self._dirty = 0
+        return 1
+
+    # --- batches and cleanup: each written once, as a generator of chunks ---
+    # The synchronous call runs it to the end (_steps_run); the async call
+    # (aio.run) yields to the event loop where it yields PAUSE. The last value
+    # it yields is the result. Whatever stops it half-way (an error, a
+    # MemoryError, close() of the generator by a cancelled task) undoes what
+    # it wrote; while it is suspended, other writers get DBLock (_abusy).
 
     def _prep_batch(self, items, ttls):
         # Validate and encode every item before anything is written.
@@ -568,7 +893,13 @@ class MicroTetherDB:
         single = None if tl is not None else _ttl.expiry_for(ttls, now)
         mx = self.max_doc_size
         ents = []
-        taken = None
+        gen = None
+        mem = self._mem
+        if mem:
+            st = self._st
+            base = _INS * (1 + len(self._ix.fields))
+            inline = st.inline
+        est = 0  # bytes, for the batch's estimate (memory mode)
         for i in range(n):
             it = items[i]
             try:
@@ -576,204 +907,188 @@ class MicroTetherDB:
                     kb = None
                     d = it
                 elif (type(it) is tuple or type(it) is list) and len(it) == 2:
-                    kb = _keys.kbytes(it[0])
+                    kb = _keys.stored(it[0])
                     d = it[1]
-                    if taken is None:
-                        taken = set()
-                    taken.add(kb)
                 else:
                     raise TypeError("expected a dict or a (key, dict) pair")
                 e = single if tl is None else _ttl.expiry_for(tl[i], now)
-                ents.append([kb, codec.encode(d, e, None, mx)])
+                raw = codec.encode(d, e, None, mx)
             except TypeError as ex:
                 raise TypeError("items[%d]: %s" % (i, ex))
             except ValueError as ex:
                 raise ValueError("items[%d]: %s" % (i, ex))
+            w = 0  # the pages this record's write may take (memory mode)
+            if mem:
+                ln = len(raw)
+                w = base
+                if e is not None:
+                    w += _INS
+                    est += 40
+                nb = ln
+                if type(raw) is str and 4 * ln + 160 > inline:
+                    nb = len(raw.encode())  # (as in _pages)
+                nb += 4 * (16 if kb is None else len(kb)) + 16
+                if nb > inline:
+                    w += st.ovfl_pages(nb)
+                est += ln + 40
+            ents.append([kb, raw, kb is None, w])
+            if kb is not None and len(kb) == 16:
+                if gen is None:
+                    gen = _keys.KeyGen()  # a copy: the batch may still fail
+                    gen.set(self._gen.sec, self._gen.n)
+                gen.bump(kb)
+        if gen is None:
+            gen = self._gen
         out = []
-        for ent in ents:
-            if ent[0] is None:
-                k, ent[0] = self._newkey(now, taken)
-            else:
-                k = str(ent[0], "utf-8")
+        g = _keys.KeyGen()
+        g.set(gen.sec, gen.n)
+        for ent in ents:  # [key as stored, raw, generated, pages]
+            k = ent[0]
+            if k is None:
+                ent[0] = k = g.next(now)
+            elif type(k) is not str:
+                k = str(k, "utf-8")
             out.append(k)
-        return ents, out
+        return ents, out, g, est
 
-    def _reserve_batch(self, ents):
-        st = self._st
-        if st.budget is not None:
-            sizes = []
-            for kb, raw in ents:
-                sizes.append(len(kb) + len(raw))
-                if raw[0] & codec.F_EXP:
-                    sizes.append(len(kb) + 6)
-            st.reserve(st.pages_for_batch(sizes))
-
-    def _check_batch(self, undo, count):
-        # In-memory budget: a batch that went over it after all is undone.
-        st = self._st
-        if not st.check():
-            self._undo(undo, count)
-            st.check()
-            st.full()
-
-    def _apply(self, ents, i, j, undo):
-        bt = self._bt
-        for kb, raw in ents[i:j]:
-            old = bt.get(kb)
-            undo.append((kb, old))
-            self._write_record(kb, old, raw)
-
-    def _undo(self, undo, count):
-        # Put back what a failed batch changed (newest first).
-        bt = self._bt
-        for kb, old in reversed(undo):
-            cur = bt.get(kb)
-            if old is None:
-                if cur is not None:
-                    self._delete_record(kb, cur)
-            else:
-                if cur != old:
-                    self._write_record(kb, cur, old)
-                self._fix_idx(kb, old)
-        self._count = count
-
-    def _abort(self, undo, count, deletes=False, e=None):
-        # A write call failed (before or at its commit): undo it, unless the
-        # store went back to its last commit (then there is nothing to undo).
-        if self._rolled:
-            self._rolled = False
-        elif self._cfail:
-            self._cfail = False  # the commit failed, the pages in RAM are sound
-            self._undo_call(undo, count, deletes)
-        elif self._untrusted(e):
-            self._settle(e)  # a failure inside btree: its pages are untrusted
-        else:
-            self._undo_call(undo, count, deletes)
-
-    def _untrusted(self, e):
-        # After a write call failed with e: can btree's pages be trusted? Not
-        # if the stream under btree failed, nor (file mode) if btree itself
-        # returned an error (e.g. its malloc failed half-way through a split).
-        st = self._st
-        return st.suspect() or (not st.mem and isinstance(e, OSError))
-
-    def _undo_call(self, undo, count, deletes):
-        try:
-            if deletes:
-                self._del_undo(undo, count)
-            else:
-                self._undo(undo, count)
-        except BaseException:
-            # the undo itself failed (a damaged record, no memory): the file
-            # is still as of the last commit
-            if self._st.mem:
-                raise
-            self._rollback()
-            self._rolled = False
-
-    def _fix_idx(self, kb, raw):
-        # After an interrupted write: make sure raw's expiry index entry exists.
-        e = codec.expiry(raw)
-        if e is not None:
-            self._bt[_ttl.ikey(e, kb)] = b""
-
-    def put_batch(self, items, ttls=None):
-        self._wguard()
-        ents, out = self._prep_batch(items, ttls)
-        self._reserve_batch(ents)
+    def _put_batch_steps(self, items, ttls):
+        bt = self._wguard()
+        ents, out, g, est = self._prep_batch(items, ttls)
+        mem = self._mem
+        if mem:
+            # the estimate first (its bytes in pages 4/5 full, plus one
+            # cascade): a batch that clearly does not fit raises DBFullError
+            # before anything is written; each record then reserves its own
+            # worst case (if that fails part-way, the batch is undone)
+            st = self._st
+            if not st.fits(_INS + 5 * est // (4 * (st.psize - 20)) + 1):
+                st.full()
         undo = []
         c0 = self._count
+        n = len(ents)
+        self._abusy = True
         try:
-            self._apply(ents, 0, len(ents), undo)
-        except BaseException as e:
-            self._abort(undo, c0, False, e)
-            raise self._named(e)
-        self._check_batch(undo, c0)
+            for i in range(n):
+                if i and not i % _CHUNK:
+                    yield _NO
+                kb, raw, fresh, w = ents[i]
+                if mem:
+                    st.take(w)
+                old = None  # a generated key is free (keys.py)
+                if not fresh:
+                    try:
+                        old = bt.get(kb)
+                    except OSError as ex:
+                        raise self._damaged(ex)
+                undo.append((kb, old))
+                self._write_record(kb, old, raw)
+        except BaseException as ex:
+            self._abort(undo, c0, ex)
+            raise self._err(ex)
+        finally:
+            self._abusy = False
+        self._gen.set(g.sec, g.n)
         if ents:
-            try:
-                self._after_write()
-            except BaseException as e:
-                self._abort(undo, c0, False, e)
-                raise
-        return out
+            self._written(undo, c0)
+        yield out
 
-    def _del_keys(self, keys):
+    def _delete_batch_steps(self, keys):
+        bt = self._wguard()
         if type(keys) is str or type(keys) is bytes or type(keys) is bytearray:
             keys = (keys,)
-        return [_keys.kbytes(k) for k in keys]
-
-    def _del_apply(self, kbs, i, j, undo, now):
-        bt = self._bt
-        n = 0
-        for kb in kbs[i:j]:
-            old = bt.get(kb)
-            if old is None:
-                continue
-            if self._live(old, now):
-                n += 1
-            undo.append((kb, old))
-            self._delete_record(kb, old)
-        return n
-
-    def _del_undo(self, undo, count):
-        bt = self._bt
-        for kb, old in reversed(undo):
-            if old is not None:
-                cur = bt.get(kb)
-                if cur != old:
-                    self._write_record(kb, cur, old)
-                self._fix_idx(kb, old)
-        self._count = count
-
-    def delete_batch(self, keys):
-        self._wguard()
-        kbs = self._del_keys(keys)
+        kbs = [_keys.stored(k) for k in keys]
+        now = None
         undo = []
         c0 = self._count
-        try:
-            n = self._del_apply(kbs, 0, len(kbs), undo, self._now())
-            if undo:
-                self._after_write()
-        except BaseException as e:
-            self._abort(undo, c0, True, e)
-            raise self._named(e)
-        return n
-
-    def _sweep(self, limit):
-        # Remove up to `limit` expired records -> (removed, finished).
-        bt = self._bt
-        iks = _ttl.expired_keys(bt, self._now(), limit)
         n = 0
-        for ik in iks:
-            kb = ik[6:]
-            raw = bt.get(kb)
-            if raw is not None and codec.expiry(raw) == int.from_bytes(ik[2:6], "big"):
-                self._delete_record(kb, raw)
-                n += 1
-            else:
-                del bt[ik]  # stale index entry
-        return n, len(iks) < limit
-
-    def cleanup(self):
-        self._wguard()
-        total = 0
+        self._abusy = True
         try:
-            while True:
-                n, done = self._sweep(32)
-                total += n
-                if done:
-                    break
+            for i in range(len(kbs)):
+                if i and not i % _CHUNK:
+                    yield _NO
+                kb = kbs[i]
+                try:
+                    old = bt.get(kb)
+                except OSError as ex:
+                    raise self._damaged(ex)
+                if old is None:
+                    continue
+                f = old[0]
+                if f != _PLAIN and f & _F_EXP and f < 4:
+                    if now is None:
+                        now = self._now()
+                    if codec.expiry(old) > now:
+                        n += 1
+                else:
+                    n += 1
+                undo.append((kb, old))
+                self._delete_record(kb, old)
+        except BaseException as ex:
+            self._abort(undo, c0, ex)
+            raise self._err(ex)
+        finally:
+            self._abusy = False
+        if undo:
+            self._written(undo, c0)
+        yield n
+
+    def _written(self, undo, c0):
+        # _after_write of a call of several records: undone if the commit fails
+        try:
+            self._after_write()
+        except BaseException as ex:
+            self._abort(undo, c0, ex)
+            raise
+
+    def _cleanup_steps(self):
+        # Remove the expired records, _CHUNK at a time.
+        # Removing expired records is invisible: what was removed stays
+        # removed if it fails part-way, unless the failure was inside btree
+        # on flash (then back to the last commit).
+        bt = self._wguard()
+        total = 0
+        self._abusy = True
+        try:
+            try:
+                while True:
+                    iks = _ttl.expired_keys(bt, self._now(), _CHUNK)
+                    for ik in iks:
+                        kb = ik[6:]
+                        raw = bt.get(kb)
+                        if raw is not None and codec.expiry(raw) == int.from_bytes(ik[2:6], "big"):
+                            self._delete_record(kb, raw)
+                            total += 1
+                        else:
+                            del bt[ik]  # stale index entry
+                    if len(iks) < _CHUNK:
+                        break
+                    yield _NO
+            finally:
+                self._abusy = False
             if total:
                 self._after_write()
-        except BaseException as e:
-            # removing expired records is invisible: what was removed stays
-            # removed, unless the failure was inside btree
+        except BaseException as ex:
             if self._rolled:
                 self._rolled = False
             else:
-                self._settle(e)
-            raise self._named(e)
-        return total
+                self._settle(ex)
+            raise self._named(ex)
+        yield total
+
+    def _steps_run(self, steps):
+        r = None
+        for r in steps:
+            pass
+        return r
+
+    def put_batch(self, items, ttls=None):
+        return self._steps_run(self._put_batch_steps(items, ttls))
+
+    def delete_batch(self, keys):
+        return self._steps_run(self._delete_batch_steps(keys))
+
+    def cleanup(self):
+        return self._steps_run(self._cleanup_steps())
 
     def flush(self):
         self._wguard()
@@ -790,10 +1105,10 @@ class MicroTetherDB:
             return
         if self._abusy:
             raise DBLock("database busy: an async batch or cleanup is in progress")
-        t = self._task
-        self._task = None
-        if t is not None:
-            t.cancel()
+        if self._aio is not None:
+            from . import aio
+
+            aio.stop_sweeper(self)
         try:
             self._commit()
         finally:
@@ -810,31 +1125,45 @@ class MicroTetherDB:
         return repair(path, backup)
 
     # --- reads --------------------------------------------------------------
+    # (The hot calls, get, put, delete and the record write path, keep their
+    # frames within 11 words of locals and stack, or hand the rare cases to
+    # a helper: MicroPython allocates a larger frame on the heap at every
+    # call, which costs a scan of the heap's allocation table when it is
+    # fragmented. See docs/benchmarks.md.)
     def get(self, key, default=None):
-        self._check_open()
-        kb = _keys.kbytes(key)
+        if type(key) is not str or not key or len(key) > 32:
+            key = _keys.kbytes(key)
+        raw = self._raw(key)
+        if raw is None:
+            return default
+        if raw[0] == _PLAIN:
+            return codec.doc(raw, self.filename)
+        return self._value(raw, default)
+
+    def _value(self, raw, default):
+        # the document of a stored value, or default if it has expired
+        e = self._expiry(raw)
+        if e is not None and e <= self._now():
+            return default
+        return codec.doc(raw, self.filename)
+
+    def _expiry(self, raw):
         try:
-            raw = self._bt.get(kb)
-            if raw is None:
-                return default
-            x = codec.expiry(raw)
-            if x is not None and x <= self._now():
-                return default
-            return codec.doc(raw)
-        except OSError as e:
-            raise self._damaged(e)
+            return codec.expiry(raw)
         except CorruptDBError as e:
             raise self._named(e)
 
     def __contains__(self, key):
-        self._check_open()
-        raw = self._bt.get(_keys.kbytes(key))
-        return raw is not None and self._live(raw, self._now())
+        raw = self._raw(_keys.stored(key))
+        if raw is None:
+            return False
+        e = self._expiry(raw)
+        return e is None or e > self._now()
 
     def __len__(self):
-        self._check_open()
+        bt = self._check_open()
         try:
-            return self._count - _ttl.count_expired(self._bt, self._now())
+            return self._count - _ttl.count_expired(bt, self._now())
         except OSError as e:
             raise self._damaged(e)
 
@@ -885,23 +1214,26 @@ class MicroTetherDB:
         # in key order, ranges as keys(); for export (scripts/mtdb.py).
         self._check_open()
         s, e = self._range(start, end, prefix)
-        now = self._now()
-        return ((str(kb, "utf-8"), codec.doc(raw), list(h[1]), h[0])
-                for kb, raw in self._records(s, e)
-                for h in (codec.header(raw),)
-                if h[0] is None or h[0] > now)
+        return self._gen_records(s, e, self._now())
+
+    def _gen_records(self, s, e, now):
+        try:
+            for kb, raw in self._records(s, e):
+                h = codec.header(raw)
+                if h[0] is None or h[0] > now:
+                    yield codec.key(kb), codec.doc(raw), list(h[1]), h[0]
+        except CorruptDBError as ex:
+            raise self._named(ex)
 
     def __iter__(self):
         return self._iter(None, None, None, 0)
 
     def stats(self):
-        self._check_open()
+        bt = self._check_open()
         st = self._st
-        exp = _ttl.count_expired(self._bt, self._now())
-        if st.mem:
-            self._bt.flush()  # move cached pages into the BytesIO
-        size = st.size()
+        exp = _ttl.count_expired(bt, self._now())
         d = st.usage()  # live_bytes, dead_bytes, free_pages
+        size = st.size()
         d.update({
             "records": self._count - exp,
             "expired_pending": exp,
@@ -912,6 +1244,8 @@ class MicroTetherDB:
             "flushes": st.flushes,
             "writes": self._writes,
             "unflushed_writes": 0 if st.mem else self._dirty,
+            "sweeper": None if self._aio is None else self._aio.stats(),
+            "file_format": self.file_format,
         })
         return d
 
@@ -935,41 +1269,31 @@ class MicroTetherDB:
         return query.explain(self, q)
 
     # --- indexes and compaction (index.py, compact.py) -----------------------
-    def _settle(self, e=None):
-        # After a write call failed: if the failure was inside btree (see
-        # _untrusted), btree's pages cannot be trusted: back to the last commit.
-        if self._cfail:
-            self._cfail = False  # a commit failed: nothing to roll back
-        elif self._untrusted(e):
-            self._rollback()
-            self._rolled = False
+    # (Index definitions are not records: on format 2 their commit is a
+    # checkpoint. A failure inside btree on flash goes back to the last commit.)
+    def _ixcall(self, fn, arg):
+        self._ckpt = self._logs
+        try:
+            return fn(self, self._ix, arg) if arg is not _NO else fn(self, self._ix)
+        except BaseException as e:
+            if self._rolled:
+                self._rolled = False
+            else:
+                self._settle(e)
+            raise self._named(e)
 
     def create_index(self, field):
-        self._ckpt = self._logs
-        try:
-            return _index.create_index(self, field)
-        except BaseException as e:
-            self._settle(e)
-            raise self._named(e)
+        return self._ixcall(_index.create_index, field)
 
     def drop_index(self, field):
-        self._ckpt = self._logs
-        try:
-            return _index.drop_index(self, field)
-        except BaseException as e:
-            self._settle(e)
-            raise self._named(e)
+        return self._ixcall(_index.drop_index, field)
 
     def indexes(self):
-        return _index.indexes(self)
+        self._check_open()
+        return sorted(self._ix.defs)
 
     def reindex(self):
-        self._ckpt = self._logs
-        try:
-            return _index.reindex(self)
-        except BaseException as e:
-            self._settle(e)
-            raise self._named(e)
+        return self._ixcall(_index.reindex, _NO)
 
     def compact(self):
         from . import compact
@@ -992,10 +1316,10 @@ class MicroTetherDB:
 
     async def __aenter__(self):
         self._check_open()
-        if self.ttl_check_interval and self._task is None:
+        if self.ttl_check_interval:
             from . import aio
 
-            self._task = aio.start_sweeper(self)
+            aio.start_sweeper(self)
         return self
 
     async def __aexit__(self, *exc):
@@ -1019,12 +1343,14 @@ class MicroTetherDB:
     async def aput_batch(self, items, ttls=None):
         from . import aio
 
-        return await aio.put_batch(self, items, ttls)
+        self._check_open()
+        return await aio.run(self, self._put_batch_steps(items, ttls))
 
     async def adelete_batch(self, keys):
         from . import aio
 
-        return await aio.delete_batch(self, keys)
+        self._check_open()
+        return await aio.run(self, self._delete_batch_steps(keys))
 
     async def aquery(self, q):
         return self.query(q)
@@ -1032,7 +1358,8 @@ class MicroTetherDB:
     async def acleanup(self):
         from . import aio
 
-        return await aio.cleanup(self)
+        self._check_open()
+        return await aio.run(self, self._cleanup_steps())
 
     async def aflush(self):
         from . import aio

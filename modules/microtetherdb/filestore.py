@@ -146,7 +146,9 @@ def free_bytes(path):
         st = os.statvfs(d)
     except (OSError, AttributeError):
         return None
-    if st[4] < 0:  # LittleFS counts open files' pending blocks too: unknown
+    if st[4] < 0 or st[4] > st[2]:
+        # LittleFS counts open files' pending blocks as used too: it can
+        # report fewer than none (or, unsigned, more than the volume): unknown
         return None
     return st[4] * st[1]
 

@@ -15,6 +15,7 @@ import json
 import struct
 
 from . import codec
+from .keys import kb_bytes
 
 PRE = b"\xffi"
 DEFS = b"\xffi\x00"
@@ -27,7 +28,7 @@ _NUM = 0x04
 _STR = 0x05
 
 
-def _enc_num(v):
+def enc_num(v):
     try:
         f = float(v)
     except OverflowError:
@@ -45,8 +46,12 @@ def _enc_num(v):
     return b"\x04" + b
 
 
-def _esc(s):
-    b = s.encode()
+def esc(s):
+    return esc_b(s.encode())
+
+
+def esc_b(b):
+    # UTF-8 text -> its index form: cut to _STRMAX bytes, 00/01 escaped
     if len(b) > _STRMAX:
         b = b[:_STRMAX]
     if b"\x01" in b:
@@ -60,17 +65,17 @@ def enc(v):
     # Encoded value, or None when v is not indexable (missing, list, dict).
     t = type(v)
     if t is str:
-        return b"\x05" + _esc(v) + b"\x00"
+        return b"\x05" + esc(v) + b"\x00"
     if t is bool:
         return _TRUE if v else _FALSE
     if t is int or t is float:
-        return _enc_num(v)
+        return enc_num(v)
     if v is None:
         return _NONE
     return None
 
 
-def _cut(pre, k):
+def cut(pre, k):
     # index key -> record key
     n = len(pre)
     c = k[n]
@@ -82,9 +87,12 @@ def _cut(pre, k):
 
 
 class Indexes:
-    # db._ix: the hook object the core calls on every record write/delete.
-    def __init__(self, db, defs):
-        self.db = db
+    # The core (db._write_record / db._delete_record) asks it for the index
+    # entries a record write or delete changes: changes(kb, old, new) ->
+    # (keys to delete, keys to add); kb: the record key as stored (str or
+    # bytes), old/new: stored values or None. It asks only when a record has
+    # tags or `fields` is not empty (user indexes: every write).
+    def __init__(self, defs):
         self.defs = defs          # field -> id
         self._load()
 
@@ -96,80 +104,105 @@ class Indexes:
             if f == TAGS:
                 self.tags = p
             else:
-                from .query import _getter
-                fl.append((p, _getter(f)))
+                from .paths import getter  # (imported once a field index exists)
+
+                fl.append((p, getter(f)))
         self.fields = fl
 
-    def save(self, defs):
-        self.db._bt[DEFS] = json.dumps(defs).encode()
+    def save(self, db, bt, defs):
+        v = json.dumps(defs).encode()
+        db._take(len(v) + 16)
+        bt[DEFS] = v
         self.defs = defs
         self._load()
 
-    # --- maintenance (called by db._write_record / db._delete_record) -----
-    def on_write(self, kb, old, new):
-        bt = self.db._bt
-        tp = self.tags
-        if tp is not None:
-            ot = () if old is None else codec.header(old)[1]
-            nt = codec.header(new)[1]
-            if ot != nt:
-                for t in ot:
-                    if t not in nt:
-                        _del(bt, tp + enc(t) + kb)
-                for t in nt:
-                    if t not in ot:
-                        bt[tp + enc(t) + kb] = b""
+    # --- maintenance -------------------------------------------------------
+    def _tag_keys(self, raw, kb):
+        # The tag index keys of a stored value, made from the tags' bytes in
+        # its header (a tag given twice has one entry).
+        if raw is None or type(raw) is str:
+            return ()
+        f = raw[0]
+        if f > 3 or not f & codec.F_TAGS:
+            return ()
+        p = 5 if f & codec.F_EXP else 1
+        pre = self.tags + b"\x05"
+        out = []
+        for _ in range(raw[p]):
+            ln = raw[p + 1]
+            t = raw[p + 2 : p + 2 + ln]
+            if type(t) is not bytes:
+                t = bytes(t)  # (a bytearray: a value just encoded)
+            if ln > _STRMAX or 0 in t or 1 in t:
+                t = esc_b(t)
+            k = pre + t + b"\x00" + kb
+            if k not in out:
+                out.append(k)
+            p += 1 + ln
+        return out
+
+    def changes(self, kb, old, new):
+        kb = kb_bytes(kb)
+        dels = []
+        adds = []
+        if self.tags is not None:
+            try:
+                ok = self._tag_keys(old, kb)
+                nk = self._tag_keys(new, kb)
+            except IndexError:  # (a damaged file: tags past the value's end)
+                raise codec.CorruptDBError("damaged record header (tags)")
+            if ok != nk:
+                for k in ok:
+                    if k not in nk:
+                        dels.append(k)
+                for k in nk:
+                    if k not in ok:
+                        adds.append(k)
         if self.fields:
             od = None if old is None else codec.doc(old)
-            nd = codec.doc(new)
+            nd = None if new is None else codec.doc(new)
             for p, get in self.fields:
-                nv = enc(get(nd))
+                nv = None if nd is None else enc(get(nd))
                 ov = None if od is None else enc(get(od))
                 if ov != nv:
                     if ov is not None:
-                        _del(bt, p + ov + kb)
+                        dels.append(p + ov + kb)
                     if nv is not None:
-                        bt[p + nv + kb] = b""
-
-    def on_delete(self, kb, old):
-        bt = self.db._bt
-        tp = self.tags
-        if tp is not None:
-            for t in codec.header(old)[1]:
-                _del(bt, tp + enc(t) + kb)
-        if self.fields:
-            od = codec.doc(old)
-            for p, get in self.fields:
-                v = enc(get(od))
-                if v is not None:
-                    _del(bt, p + v + kb)
+                        adds.append(p + nv + kb)
+        return dels, adds
 
     # --- building ---------------------------------------------------------
-    def build(self, field, i):
-        # (Re)write the entries of index number i from the records.
-        bt = self.db._bt
+    def build(self, db, bt, field, i):
+        # (Re)write the entries of index number i from the records; each
+        # entry takes its pages first (db._take: memory mode's budget).
         p = PRE + bytes((i,))
         _drop_range(bt, p)
         n = 0
         if field == TAGS:
-            for kb, raw in self.db._records():
+            for kb, raw in db._records():
                 tg = codec.header(raw)[1]
                 for i in range(len(tg)):
                     if tg[i] not in tg[:i]:   # a tag given twice has one entry
-                        bt[p + enc(tg[i]) + kb] = b""
+                        k = p + enc(tg[i]) + kb
+                        db._take(len(k))
+                        bt[k] = b""
                         n += 1
             return n
-        from .query import _getter
-        get = _getter(field)
-        for kb, raw in self.db._records():
+        from .paths import getter
+
+        get = getter(field)
+        for kb, raw in db._records():
             v = enc(get(codec.doc(raw)))
             if v is not None:
-                bt[p + v + kb] = b""
+                k = p + v + kb
+                db._take(len(k))
+                bt[k] = b""
                 n += 1
         return n
 
 
-def _del(bt, k):
+def discard(bt, k):
+    # delete key k if it is there
     try:
         del bt[k]
     except KeyError:
@@ -197,29 +230,33 @@ def _drop_range(bt, p):
 
 
 def _after(p):
-    return p[:-1] + bytes((p[-1] + 1,))
+    # the smallest key above every key starting with p (p never is all 0xFF)
+    n = len(p)
+    while p[n - 1] == 0xFF:
+        n -= 1
+    return p[:n - 1] + bytes((p[n - 1] + 1,))
 
 
-# --- lifecycle (called by the core on open/purge) -----------------------
+# --- lifecycle (through the core's helper interface, see db.py) -----------
 
-def attach(db):
-    # Load the index definitions; a new database gets the tag index.
-    bt = db._bt
+def attach(db, count):
+    # Load the index definitions -> the Indexes object the core keeps; a new
+    # database (or one written without index support) gets the tag index.
+    bt = db._check_open()
     raw = bt.get(DEFS)
     if raw is None:
-        ix = Indexes(db, {})
-        if db._count:
-            ix.build(TAGS, 1)   # database written without index support
-        ix.save({TAGS: 1})
+        ix = Indexes({})
+        if count:
+            ix.build(db, bt, TAGS, 1)
+        ix.save(db, bt, {TAGS: 1})
     else:
         try:
             defs = json.loads(raw)
         except ValueError:
             from .errors import CorruptDBError
             raise CorruptDBError("%s: damaged index definitions" % db.filename)
-        ix = Indexes(db, defs)
-    db._ix = ix if ix.defs else None
-    db._ixs = ix
+        ix = Indexes(defs)
+    return ix
 
 
 def _field_ok(field):
@@ -235,53 +272,16 @@ def _field_ok(field):
 def _failed(e, bt, p):
     # Undo a partial build and re-raise. Out of memory, MicroPython may keep
     # e in its one emergency buffer: raise a fresh MemoryError then.
-    mem = isinstance(e, MemoryError)
+    from .errors import DBFullError
+
+    mem = isinstance(e, MemoryError) and not isinstance(e, DBFullError)
     _drop_range(bt, p)
     if mem:
         raise MemoryError("index build: out of memory")
     raise e
 
 
-def create_index(db, field):
-    # -> True if created (and built), False if it already existed.
-    # The entries are written first, the definition last: an interrupted
-    # build leaves no half-built index in use.
-    db._wguard()
-    _field_ok(field)
-    ix = db._ixs
-    if field in ix.defs:
-        return False
-    i = _free_id(ix.defs, 2 if field != TAGS else 1)
-    p = PRE + bytes((i,))
-    try:
-        ix.build(field, i)
-        d = dict(ix.defs)
-        d[field] = i
-        ix.save(d)
-    except BaseException as e:
-        _failed(e, db._bt, p)
-    db._ix = ix
-    db._after_write()
-    return True
-
-
-def drop_index(db, field):
-    db._wguard()
-    ix = db._ixs
-    if field not in ix.defs:
-        return False
-    d = dict(ix.defs)
-    p = PRE + bytes((d.pop(field),))
-    ix.save(d)
-    _drop_range(db._bt, p)
-    db._ix = ix if ix.defs else None
-    db._after_write()
-    return True
-
-
-def indexes(db):
-    db._check_open()
-    return sorted(db._ixs.defs)
+MAX_INDEXES = 253  # user indexes: ids 2..255, one kept free for reindex()
 
 
 def _free_id(defs, first):
@@ -290,145 +290,62 @@ def _free_id(defs, first):
     while i in used:
         i += 1
     if i > 255:
-        raise ValueError("at most 254 indexes")
+        raise ValueError("at most %d indexes" % MAX_INDEXES)
     return i
 
 
-def reindex(db):
+def create_index(db, ix, field):
+    # -> True if created (and built), False if it already existed.
+    # The entries are written first, the definition last: an interrupted
+    # build leaves no half-built index in use.
+    bt = db._wguard()
+    _field_ok(field)
+    if field in ix.defs:
+        return False
+    if field != TAGS and len(ix.defs) - (TAGS in ix.defs) >= MAX_INDEXES:
+        raise ValueError("at most %d indexes (one-byte index ids); drop one first" % MAX_INDEXES)
+    i = _free_id(ix.defs, 2 if field != TAGS else 1)
+    p = PRE + bytes((i,))
+    try:
+        ix.build(db, bt, field, i)
+        d = dict(ix.defs)
+        d[field] = i
+        ix.save(db, bt, d)
+    except BaseException as e:
+        _failed(e, bt, p)
+    db._after_write()
+    return True
+
+
+def drop_index(db, ix, field):
+    bt = db._wguard()
+    if field not in ix.defs:
+        return False
+    d = dict(ix.defs)
+    p = PRE + bytes((d.pop(field),))
+    ix.save(db, bt, d)
+    _drop_range(bt, p)
+    db._after_write()
+    return True
+
+
+def reindex(db, ix):
     # Rebuild every index from the records -> number of entries written.
     # Each index is rebuilt under a fresh number and switched over with one
     # write of the definitions, so a failure (e.g. MemoryError) leaves the
     # previous index in place.
-    db._wguard()
-    ix = db._ixs
+    bt = db._wguard()
     n = 0
-    bt = db._bt
     for f in list(ix.defs):
         old = ix.defs[f]
-        i = _free_id(ix.defs, 2)
+        i = _free_id(ix.defs, 1)  # any id: the previous one of an earlier field may be free
         try:
-            n += ix.build(f, i)
+            n += ix.build(db, bt, f, i)
             d = dict(ix.defs)
             d[f] = i
-            ix.save(d)
+            ix.save(db, bt, d)
         except BaseException as e:
             _failed(e, bt, PRE + bytes((i,)))
         _drop_range(bt, PRE + bytes((old,)))
     db._after_write()
     return n
-
-
-# --- planner -------------------------------------------------------------
-_RANK = {"eq": 0, "all": 1, "in": 2, "any": 2, "range": 3}
-
-
-def _ranges(p, kind, arg):
-    # -> sorted list of (start, end) index-key ranges covering the candidates
-    if kind == "eq" or kind == "in" or kind == "all" or kind == "any":
-        vals = arg[:1] if kind == "all" else arg
-        out = []
-        for v in vals:
-            e = enc(v)
-            if e is not None:
-                out.append(p + e)
-        out.sort()
-        rs = []
-        last = None
-        for s in out:
-            if s != last:
-                rs.append((s, s + b"\xff"))
-            last = s
-        return rs
-    t, lo, hi = arg
-    if t == "n":
-        s = p + (b"\x04" if lo is None else _enc_num(lo))
-        e = p + (b"\x05" if hi is None else _enc_num(hi) + b"\xff")
-    else:
-        s = p + b"\x05" + (b"" if lo is None else _esc(lo))
-        e = p + (b"\x06" if hi is None else b"\x05" + _esc(hi) + b"\xff")
-    return [(s, e)]
-
-
-def _cand(ix, h):
-    # best usable index for one hint -> (rank, name, prefix, kind, arg) or None
-    if h[0] == "tags":
-        if ix.tags is None or not h[2]:
-            return None
-        return (_RANK[h[1]], TAGS, ix.tags, h[1], h[2])
-    if h[0] == "or":
-        # every branch needs an index: the union of their candidates
-        parts = []
-        for hs in h[1]:
-            b = _best(ix, hs)
-            if b is None:
-                return None
-            parts.append(b)
-        return (2 + len(parts) // 4, None, parts, "or", None)
-    path = h[1]
-    if path not in ix.defs or path == TAGS:
-        return None
-    return (_RANK[h[2]], path, PRE + bytes((ix.defs[path],)), h[2], h[3])
-
-
-def _best(ix, hints):
-    best = None
-    for h in hints:
-        c = _cand(ix, h)
-        if c is not None and (best is None or c[0] < best[0]):
-            best = c
-    return best
-
-
-def _triples(c, out):
-    if c[3] == "or":
-        for part in c[2]:
-            _triples(part, out)
-    else:
-        for s, e in _ranges(c[2], c[3], c[4]):
-            out.append((c[2], s, e))
-        if c[1] not in out[0]:
-            out[0].append(c[1])
-    return out
-
-
-def choose(db, plan):
-    ix = getattr(db, "_ixs", None)
-    if ix is None or not plan.hints:
-        return None
-    best = _best(ix, plan.hints)
-    if best is None:
-        return None
-    rs = _triples(best, [[]])
-    names = rs.pop(0)
-    info = {"plan": "index", "index": "|".join(names), "ranges": len(rs)}
-    return _fetch(db, rs, plan.kstart, plan.kend), info
-
-
-def _fetch(db, rs, ks, ke):
-    # Candidate record keys from the index ranges, then the records in key
-    # order (duplicates, e.g. from a union, once).
-    bt = db._bt
-    pks = []
-    try:
-        for p, s, e in rs:
-            for k in bt.keys(s, e):
-                pk = _cut(p, k)
-                if (ks is None or pk >= ks) and (ke is None or pk < ke):
-                    pks.append(pk)
-    except OSError as e:
-        raise db._damaged(e)   # CorruptDBError (or MemoryError for ENOMEM)
-    pks.sort()   # index order is value order; results go in key order
-    last = None
-    for pk in pks:
-        if pk == last:
-            continue
-        last = pk
-        bt = db._bt  # the caller may close or compact between items
-        if bt is None:
-            db._check_open()
-        try:
-            raw = bt.get(pk)
-        except OSError as e:
-            raise db._damaged(e)
-        if raw is not None:
-            yield pk, raw

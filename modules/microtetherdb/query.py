@@ -2,7 +2,9 @@
 # closures, then stream records (key order), optionally from an index.
 # Semantics are documented in README.md (section "Queries, indexes, explain and compact").
 
-_MISSING = object()   # value of a path that does not exist in a document
+from . import codec
+from .errors import CorruptDBError
+from .paths import MISSING as _MISSING, getter as _getter
 
 _ROOT_OPTS = ("$limit", "$skip", "$sort", "$keys", "$plan")
 
@@ -215,6 +217,25 @@ def _re_check(pat, op, path):
         i += 1
 
 
+def _rxtest(rx, pat):
+    # re first; where its recursive matcher runs out of stack (a loop over a
+    # long string), the same pattern through the iterative regex.py.
+    prog = []
+
+    def test(v):
+        if type(v) is not str:
+            return False
+        try:
+            return rx.search(v) is not None
+        except RuntimeError:
+            if not prog:
+                from . import regex
+                prog.append(regex)
+                prog.append(regex.compile(pat))
+            return prog[0].search(prog[1], v)
+    return test
+
+
 def _optest(op, arg, path):
     if op == "$eq":
         return _eqtest(_norm(arg, path))
@@ -251,7 +272,7 @@ def _optest(op, arg, path):
             raise _err("re module not available", op, path)
         except Exception as e:
             raise _err("bad pattern (%s)" % e, op, path)
-        return lambda v: type(v) is str and rx.search(v) is not None
+        return _rxtest(rx, arg)
     if op == "$not":
         t = _vtest(arg, path)
         return lambda v: not t(v)
@@ -373,36 +394,6 @@ def _cond(path, spec):
     getter = _getter(path)
     test = _vtest(spec, path)
     return (lambda doc, tags: test(getter(doc))), False, _field_hint(path, spec)
-
-
-def _getter(path):
-    if type(path) is not str or not path:
-        raise _err("field path must be a non-empty string", path, path)
-    if "." not in path:
-        return lambda doc: doc.get(path, _MISSING)
-    parts = []
-    for s in path.split("."):
-        if not s:
-            raise _err("empty segment in dotted path", path, path)
-        parts.append((s, int(s) if s.isdigit() else -1))
-    parts = tuple(parts)
-
-    def get(doc):
-        v = doc
-        for k, i in parts:
-            t = type(v)
-            if t is dict:
-                v = v.get(k, _MISSING)
-                if v is _MISSING:
-                    return v
-            elif t is list:
-                if i < 0 or i >= len(v):
-                    return _MISSING
-                v = v[i]
-            else:
-                return _MISSING
-        return v
-    return get
 
 
 def _compile_list(conds):
@@ -565,8 +556,6 @@ def _count_opt(q, op):
 class Plan:
     # A compiled query. Attributes are read by find()/explain().
     def __init__(self, q):
-        if q is None:
-            q = {}
         conds = []
         _conds(q, True, conds)
         self.limit = _count_opt(q, "$limit")
@@ -608,8 +597,8 @@ def _source(db, plan):
     if plan.kend is not None and (plan.kend == b"" or (plan.kstart is not None and plan.kend <= plan.kstart)):
         return iter(()), {"plan": "empty"}
     if not plan.scan:
-        from . import index
-        ix = index.choose(db, plan)
+        from . import planner
+        ix = planner.choose(db, db._indexes(), plan)
         if ix is not None:
             return ix
     return db._records(plan.kstart, plan.kend), {"plan": "scan"}
@@ -620,20 +609,22 @@ def _matches(db, plan, src):
     now = db._now()
     tagp = plan.tagp
     docp = plan.docp
-    header = db._header
-    decode = db._decode
-    for kb, raw in src:
-        exp, tags = header(raw)
-        if exp is not None and exp <= now:
-            continue
-        if tagp is not None and not tagp(tags):
-            continue
-        doc = decode(raw)[2]
-        if docp is not None and not docp(doc, tags):
-            continue
-        yield kb, doc
-    if db._bt is None:
-        db._check_open()   # closed while iterating: say so, not a short result
+    header = codec.header
+    doc_of = codec.doc
+    try:
+        for kb, raw in src:
+            exp, tags = header(raw)
+            if exp is not None and exp <= now:
+                continue
+            if tagp is not None and not tagp(tags):
+                continue
+            doc = doc_of(raw)
+            if docp is not None and not docp(doc, tags):
+                continue
+            yield kb, doc
+    except CorruptDBError as e:
+        raise db._named(e)  # (a damaged record: the error names the file)
+    db._check_open()   # closed while iterating: say so, not a short result
 
 
 def _rank(v):
@@ -683,16 +674,10 @@ def _run(db, plan, src):
     for j in range(skip, end):
         kb = rows[j][3]
         rows[j] = None
-        bt = db._bt  # the caller may close or compact between items
-        if bt is None:
-            db._check_open()
-        try:
-            raw = bt.get(kb)
-        except OSError as e:
-            raise db._damaged(e)
+        raw = db._raw(kb)  # the caller may close or compact between items
         if raw is None:
             continue      # deleted meanwhile
-        yield db._key(kb), db._decode(raw)[2]
+        yield db._key(kb), codec.doc(raw, db.filename)
 
 
 def find(db, q):

@@ -25,6 +25,8 @@ def expiry_for(ttl, now):
     t = type(ttl)
     if t is not int and t is not float:
         raise ValueError("ttl must be a number of seconds or None")
+    if ttl - ttl != 0:  # inf, nan: int() would raise OverflowError
+        raise ValueError("ttl must be a finite number of seconds, not %r" % (ttl,))
     if ttl < 0:
         raise ValueError("ttl must be >= 0")
     if ttl == 0:
@@ -39,7 +41,16 @@ def expiry_for(ttl, now):
 
 
 def ikey(exp, kb):
-    return IDX + exp.to_bytes(4, "big") + kb
+    # index key of a record (kb: its key as stored, str or bytes)
+    return IDX + exp.to_bytes(4, "big") + (kb if type(kb) is bytes else kb.encode())
+
+
+def ikey_of(raw, kb):
+    # index key of a stored value with an expiry, from its header's bytes
+    e = raw[1:5]
+    if type(e) is not bytes:
+        e = bytes(e)  # (a bytearray: a value just encoded)
+    return IDX + e + (kb if type(kb) is bytes else kb.encode())
 
 
 def _end(now):

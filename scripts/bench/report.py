@@ -27,7 +27,7 @@ ASSUMPTION = (
     % (ESP32_CPI, ESP32_MHZ))
 
 SEED_OPS = ("put", "get", "delete", "put_batch", "delete_batch", "query", "open", "close")
-SCALED_OPS = ("put", "get", "overwrite", "delete", "query_eq", "query_range", "query_tag",
+SCALED_OPS = ("put", "put_tt", "get", "overwrite", "overwrite_tt", "delete", "delete_tt", "query_eq", "query_range", "query_tag",
               "create_index", "query_eq_idx", "query_range_idx",
               "put_batch10", "delete_batch10", "put_batch100", "delete_batch100",
               "cleanup_half", "open", "close", "reopen")
@@ -208,6 +208,89 @@ def goals(sec):
         rows.append((GOALS[4 + j][0], GOALS[4 + j][1], ", ".join(parts) or "-",
                      _status(worst, 1.0, strict=True)))
     return rows
+
+
+# Memory mode against the raw floor, per database size (the CPU hot path):
+# (op, label, ratio limit). "_tt" = with 2 tags and a TTL; batches of 10.
+MEM_GOALS = (
+    ("put", "put", 1.5), ("get", "get", 1.2), ("delete", "delete", 1.5),
+    ("put_batch10", "put_batch (10 items)", 1.3), ("delete_batch10", "delete_batch (10 items)", 1.5),
+    ("put_tt", "put with 2 tags + TTL", 2.0), ("delete_tt", "delete of a tags + TTL record", None),
+    ("overwrite", "overwrite", None), ("overwrite_tt", "overwrite with 2 tags + TTL", None),
+)
+# qemu: estimated ESP32 ms (median) of memory-mode calls
+MEM_MS_GOALS = (("put", 0.6), ("delete", 0.6), ("get", 0.4))
+
+
+def mem_rows(sec):
+    """[(label, limit, {n: ratio or None}, worst)] plus the alloc/put and ESP32 rows."""
+    s = sec["summary"]
+    ratio, ops = s["ratio"], s["ops"]
+    ns = [n for n in _sizes(sec) if _key("n%d" % n, "mem", "db", "put") in ops]
+    rows = []
+    for op, label, lim in MEM_GOALS:
+        cells = {}
+        for n in ns:
+            r = ratio.get(_key("n%d" % n, "mem", op))
+            cells[n] = r
+        rows.append((label, lim, cells))
+    cells = {}
+    for n in ns:
+        d = ops.get(_key("n%d" % n, "mem", "db", "put"))
+        r = ops.get(_key("n%d" % n, "mem", "raw", "put"))
+        if d and r and d.get("alloc") is not None and r.get("alloc"):
+            cells[n] = {"median": d["alloc"] / r["alloc"], "text": "%.2fx (%d / %d B)" % (
+                d["alloc"] / r["alloc"], d["alloc"], r["alloc"])}
+    rows.append(("bytes allocated per put", 2.0, cells))
+    if sec["meta"]["target"] == "qemu":
+        for op, lim in MEM_MS_GOALS:
+            cells = {}
+            for n in ns:
+                e = ops.get(_key("n%d" % n, "mem", "db", op))
+                if e:
+                    cells[n] = {"median": e["esp32_ms_median"], "text": "%.3f ms" % e["esp32_ms_median"],
+                                "strict": True}
+            rows.append(("ESP32 est. %s (ms, median)" % op, lim, cells))
+    return ns, rows
+
+
+def mem_table(sec):
+    ns, rows = mem_rows(sec)
+    if not ns:
+        return ""
+    head = ["memory mode, DB / raw"] + ["%d records" % n for n in ns] + ["goal", "status"]
+    out = []
+    for label, lim, cells in rows:
+        row = [label]
+        worst = None
+        strict = False
+        for n in ns:
+            c = cells.get(n)
+            if not c:
+                row.append("-")
+                continue
+            row.append(c.get("text") or _x(c))
+            strict = c.get("strict", False)
+            worst = c["median"] if worst is None else max(worst, c["median"])
+        row.append("-" if lim is None else ("< %s" % lim if strict else "<= %s" % lim))
+        row.append("-" if lim is None else _status(worst, lim, strict))
+        out.append(row)
+    return _table(head, out)
+
+
+def memfx_table(sec):
+    """The memory store's effect on the rest of the program (memfx.py)."""
+    rows = sec.get("memfx") or []
+    if not rows:
+        return ""
+    u = _unit(sec)
+    head = ["setup", "store (B)", "heap used (B)", "gc.collect() (%s)" % u,
+            "json.loads of 700 B (%s)" % u, "bytearray(600) (%s)" % u, "bytearray(32) (%s)" % u]
+    out = []
+    for r in rows:
+        out.append([r["setup"], _f(r.get("store_bytes")), _f(r.get("heap_used")), _f(r["gc_collect_us"]),
+                    _f(r["loads_700B_us"]), _f(r["alloc_600B_us"], 2), _f(r["alloc_32B_us"], 2)])
+    return _table(head, out)
 
 
 def _status(worst, limit, strict=False):
@@ -427,6 +510,24 @@ def section_md(sec):
             out.append("- %s -- `%s`\n" % (k, nofit[k]))
     out.append("\n### Goals\n\n")
     out.append(_table(["goal", "target", "measured", "status"], [list(r) for r in goals(sec)]))
+    mt = mem_table(sec)
+    if mt:
+        out.append("\n### Memory mode against the raw floor, by database size\n\n"
+                   "Same run: each ratio is the database's median call over the raw btree+json loop's "
+                   "median call%s. `_tt`: the odd records carry 2 tags and a TTL (raw: the same fields "
+                   "inside the JSON document). Bytes allocated: mean over the heap-sampled calls.\n\n"
+                   % ("" if sec["meta"]["target"] == "qemu" else " (median over runs, range in brackets)"))
+        out.append(mt)
+    mf = memfx_table(sec)
+    if mf:
+        out.append("\n### The memory store's effect on the rest of the program\n\n"
+                   "`scripts/bench/memfx.py`: the same 60 records (`ram_percentage=15`) in the earlier "
+                   "store (one `io.BytesIO` of the whole budget, preallocated at open) and in "
+                   "`memstore.py` (btree's page cache, grown with the data), against no database; "
+                   "the program also holds 200 small objects. A `gc.collect()` marks and scans every "
+                   "live heap block; a multi-block allocation scans the allocation table from the "
+                   "first free block.\n\n")
+        out.append(mf)
     out.append("\n### Seed workload (the earlier report's mix)\n\n")
     out.append(seed_table(sec))
     qd = sec["summary"]["ops"].get(_key("seed", "mem", "db", "query"), {})
@@ -494,8 +595,12 @@ def markdown(data):
 
 
 def console(sec):
-    return "\n".join(["Goals (%s):" % sec["meta"]["target"]] +
-                     ["  %-38s %-26s %s | %s" % r for r in goals(sec)])
+    out = ["Goals (%s):" % sec["meta"]["target"]]
+    out += ["  %-38s %-26s %s | %s" % r for r in goals(sec)]
+    mt = mem_table(sec)
+    if mt:
+        out += ["Memory mode, DB / raw (same run):", mt]
+    return "\n".join(out)
 
 
 PLOT_OPS = (("put", 1), ("get", 1), ("overwrite", 1), ("delete", 1), ("query_range", 1),

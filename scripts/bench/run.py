@@ -54,6 +54,10 @@ UNIX_HEAP = "32M"
 ICOUNT_SHIFT = 0  # 1 instruction = 2**0 ns of virtual time: us * 1000 = instructions
 MARK = "@@B "
 QEMU_MEM_RAM_PERCENTAGE = 50
+# unix, memory mode: 10,000 records with tags/TTL and two secondary indexes
+# take ~5.5 MB of btree pages (pages half full: see docs/benchmarks.md);
+# the store grows with the data, so a larger budget costs nothing until used
+UNIX_MEM_RAM_PERCENTAGE = 30
 
 
 def need(wanted, argv):
@@ -254,7 +258,8 @@ def main(argv=None):
                     help="also update docs/benchmarks.md, docs/bench.png and docs/benchmarks.json (summary)")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one run, no plot")
     ap.add_argument("--no-plot", action="store_true")
-    ap.add_argument("--only", default="", help="comma list of workloads to run (seed,seedflash,n100...)")
+    ap.add_argument("--only", default="", help="comma list of workloads to run (seed,seedflash,n100...,"
+                                                "memfx: the memory store's effect)")
     ap.add_argument("--timeout", type=int, default=1800)
     ap.add_argument("--dbopts", default="{}", help="JSON dict of extra MicroTetherDB kwargs")
     args = ap.parse_args(argv)
@@ -294,6 +299,8 @@ def main(argv=None):
                 if args.target == "qemu" and mode == "mem":
                     # the default 15 % of a ~140 KB heap (~21 KB) holds ~60 records
                     opts.setdefault("ram_percentage", QEMU_MEM_RAM_PERCENTAGE)
+                elif mode == "mem":
+                    opts.setdefault("ram_percentage", UNIX_MEM_RAM_PERCENTAGE)
                 cfg = {"impl": impl, "mode": mode, "work": work, "dir": runner.devdir,
                        "target": args.target, "sync": True, "dbopts": opts}
                 cfg.update(extra)
@@ -322,6 +329,22 @@ def main(argv=None):
                     failures.append({"run": run, "work": work, "mode": mode, "impl": impl,
                                      "errors": [e["error"] for e in errs], "tail": tail})
                     print(tail, file=sys.stderr)
+        memfx = []
+        if "mem" in args.modes and not args.smoke and (not args.only or "memfx" in args.only.split(",")):
+            # the memory store's effect on the rest of the program (memfx.py)
+            with open(os.path.join(HERE, "memfx.py")) as f:
+                src = "CFG = %r\n" % ({"pct": 15, "nrec": 60},) + f.read()
+            out = runner.run(src, args.timeout)
+            for line in out.splitlines():
+                i = line.find("@@M ")
+                if i >= 0:
+                    try:
+                        r = json.loads(line[i + 4:])
+                    except ValueError:
+                        continue
+                    if "setup" in r:
+                        memfx.append(r)
+            print("[bench %s] memfx: %d setups" % (args.target, len(memfx)), flush=True)
     finally:
         runner.close()
 
@@ -340,11 +363,13 @@ def main(argv=None):
             "dbopts": dbopts,
             "firmware_sha256": runner.sha,
             "qemu_mem_ram_percentage": QEMU_MEM_RAM_PERCENTAGE if args.target == "qemu" else None,
+            "mem_ram_percentage": QEMU_MEM_RAM_PERCENTAGE if args.target == "qemu" else UNIX_MEM_RAM_PERCENTAGE,
             "seconds": round(time.time() - t_start, 1),
             "command": "scripts/bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         },
         "failures": failures,
         "records": records,
+        "memfx": memfx,
     }
     section["summary"] = report.summarize(section)
     os.makedirs(args.out, exist_ok=True)
@@ -367,6 +392,8 @@ def main(argv=None):
         section["meta"]["parts"] = parts + [{k: section["meta"].get(k) for k in
                                              ("date", "command", "firmware_sha256", "micropython")}]
         section["summary"] = report.summarize(section)
+        if not memfx and old.get("memfx"):
+            section["memfx"] = old["memfx"]
     data[args.target] = section
     with open(jpath, "w") as f:
         json.dump(data, f, indent=1, sort_keys=True)

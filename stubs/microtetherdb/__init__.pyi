@@ -51,6 +51,7 @@ class MicroTetherDB:
     autoflush: Union[bool, int]
     clock: Callable[[], Union[int, float]]
     max_doc_size: int
+    file_format: int  # 0 in memory, 1 a single file, 2 a database folder
 
     def __init__(
         self,
@@ -70,6 +71,7 @@ class MicroTetherDB:
         clock: Optional[Callable[[], Union[int, float]]] = None,
         max_doc_size: int = 8192,
         cleanup_interval: Optional[Union[int, float]] = None,
+        file_format: Optional[int] = None,
     ) -> None:
         """Open (or create) a database.
 
@@ -80,6 +82,9 @@ class MicroTetherDB:
         returns; N = commit every N-th write call; False = only flush()/close().
         clock: seconds (default time.time), for TTL and generated keys.
         max_doc_size: largest document in bytes of encoded JSON.
+        file_format: a new database on flash is a folder (2, the default:
+        a commit log and chunks, docs/storage.md) or one file (1); an
+        existing one opens in its own format (ValueError if this disagrees).
         """
 
     # -- writes ------------------------------------------------------------
@@ -152,7 +157,7 @@ class MicroTetherDB:
 
     def stats(self) -> Dict[str, Any]:
         """records, expired_pending, in_memory, bytes_used, file_size, budget, flushes, writes,
-        unflushed_writes, live_bytes, dead_bytes, free_pages."""
+        unflushed_writes, live_bytes, dead_bytes, free_pages, sweeper, file_format."""
 
     # -- queries and indexes (docs/queries.md) --------------------------------
     def query(self, q: Query) -> List[Doc]:

@@ -24,6 +24,37 @@ def source_tree():
     return source.ensure_source()
 
 
+def upstream_copy(dst):
+    """A copy of the digested part of the pinned tree (scripts/esp32/
+    tree_digest.py's DIGEST_PATHS) without our MicroPython patches: what the
+    upstream tag holds, which the Docker build checks before patching."""
+    import importlib.util
+    import shutil
+    import subprocess
+
+    from firmware import pins
+    src = source_tree()
+    spec = importlib.util.spec_from_file_location(
+        "tree_digest", os.path.join(ROOT, "scripts", "esp32", "tree_digest.py"))
+    td = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(td)
+    for top in td.DIGEST_PATHS:
+        s, d = os.path.join(src, top), os.path.join(dst, top)
+        if os.path.isdir(s):
+            shutil.copytree(s, d, symlinks=True, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("build", "build-*", "__pycache__"))
+        elif os.path.exists(s):
+            os.makedirs(os.path.dirname(d), exist_ok=True)
+            shutil.copy(s, d)
+    for patch in pins.MICROPYTHON_PATCHES:
+        text = open(os.path.join(ROOT, patch)).read()
+        files = [l[6:].split()[0] for l in text.splitlines() if l.startswith("+++ b/")]
+        if all(os.path.exists(os.path.join(dst, f)) for f in files):
+            subprocess.run(["patch", "-s", "-R", "-p1", "-d", dst, "-i", os.path.join(ROOT, patch)],
+                           check=True)
+    return td
+
+
 @functools.lru_cache(maxsize=None)
 def mpy_cross():
     from firmware import mpy

@@ -19,9 +19,9 @@ def make(fn, mem, n=150, fmt=2):
     T[0] = 1000
     for s in ("", ".new", ".swap", ".jnl"):
         filestore.drop(fn + s)
-    # memory mode: the budget is preallocated, and compact() needs room for a
-    # copy of the live data beside it on qemu's heap
-    kw = {"ram_percentage": 30 if TARGET == "qemu" else 35} if mem else {"autoflush": False, "file_format": fmt}
+    # memory mode: the budget is allocated at open, and compact() needs room
+    # for a second store beside it on qemu's heap
+    kw = {"ram_percentage": 35} if mem else {"autoflush": False, "file_format": fmt}
     db = MicroTetherDB(fn, in_memory=mem, clock=lambda: T[0], **kw)
     db.create_index("n")
     for i in range(n):
@@ -52,7 +52,7 @@ def test_compact_file_and_memory():
         s1 = db.stats()
         assert got > 0 and got == s0["bytes_used"] - s1["bytes_used"], (got, s0, s1)
         assert s1["dead_bytes"] < s0["dead_bytes"] // 4, (s0, s1)
-        assert s1["free_pages"] == 0
+        assert s1["free_pages"] == 0 or mem  # memory: the free pages are the budget's pool
         assert raw_items(db) == before                    # byte-identical contents
         assert len(db) == live and db.get("k001") == {"n": -1}
         assert [k for k, _ in db.find({"n": -4})] == ["k004"]
@@ -244,7 +244,8 @@ def _compact_failure(fmt):
 def test_stats_on_empty_and_closed():
     db = MicroTetherDB(in_memory=True)
     s = db.stats()
-    assert s["live_bytes"] + s["dead_bytes"] == s["bytes_used"] and s["free_pages"] == 0
+    assert s["live_bytes"] + s["dead_bytes"] == s["bytes_used"]
+    assert s["free_pages"] > 0  # memory: the pool of free pages, grown as needed
     assert db.compact() >= 0
     db.close()
     try:

@@ -35,7 +35,7 @@ def test_async_with_sweeper_removes_expired():
 
     async def main():
         async with MicroTetherDB(ttl_check_interval=0.02, clock=lambda: t[0]) as db:
-            assert db._task is not None
+            assert db.stats()["sweeper"]["running"]
             await db.aput("x", {"v": 1}, ttl=5)
             await db.aput("y", {"v": 2})
             t[0] = 1010
@@ -45,8 +45,8 @@ def test_async_with_sweeper_removes_expired():
                     break
             assert db._bt.get(b"x") is None  # physically removed by the sweeper
             assert db.stats()["expired_pending"] == 0 and len(db) == 1
-            task = db._task
-        assert db._task is None and db._bt is None  # exit stops sweeper, closes
+            task = db._aio.task
+        assert db._aio.task is None and db._bt is None  # exit stops sweeper, closes
         await asyncio.sleep(0)
         assert task.done()
         return True
@@ -187,6 +187,55 @@ def test_close_during_async_batch_is_dblock():
         await t
         assert r == "DBLock"
         await db.aclose()
+        return True
+
+    assert asyncio.run(main())
+
+
+def test_sweeper_survives_dblock_and_errors():
+    # A round that meets DBLock (a batch holding the database past
+    # lock_timeout) is skipped; an unexpected error is kept in
+    # stats()["sweeper"]; the sweeper goes on and sweeps later rounds.
+    t = [1000]
+
+    async def main():
+        async with MicroTetherDB(ttl_check_interval=0.01, lock_timeout=0, clock=lambda: t[0]) as db:
+            await db.aput("x", {"v": 1}, ttl=5)
+            lk = db._async().lock
+            await lk.acquire()  # as an async batch mid-way holds it
+            t[0] = 1010
+            for _ in range(20):
+                await asyncio.sleep(0.01)
+            s = db.stats()["sweeper"]
+            assert s["running"] and s["skipped"] > 0 and isinstance(s["skip_error"], DBLock), s
+            lk.release()
+            for _ in range(500):
+                await asyncio.sleep(0.01)
+                if db._bt.get(b"x") is None:
+                    break
+            assert db._bt.get(b"x") is None  # swept once the lock was free
+
+            def boom():
+                raise ValueError("boom")
+                yield
+
+            db._cleanup_steps = boom
+            for _ in range(500):
+                await asyncio.sleep(0.01)
+                if db.stats()["sweeper"]["error"] is not None:
+                    break
+            s = db.stats()["sweeper"]
+            assert isinstance(s["error"], ValueError) and s["running"], s
+            del db._cleanup_steps  # back to the class's
+            await db.aput("y", {"v": 2}, ttl=5)
+            t[0] = 1020
+            for _ in range(500):
+                await asyncio.sleep(0.01)
+                if db._bt.get(b"y") is None:
+                    break
+            assert db._bt.get(b"y") is None  # still sweeping
+            runs = db.stats()["sweeper"]["runs"]
+            assert runs >= 2, runs
         return True
 
     assert asyncio.run(main())

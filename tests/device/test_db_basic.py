@@ -1,5 +1,5 @@
 # Basic CRUD, put forms, iteration, len, stats, context manager, closed DB.
-from microtetherdb import MicroTetherDB, DBError
+from microtetherdb import MicroTetherDB, DBError, codec
 
 
 def test_put_get_generated_key():
@@ -50,7 +50,7 @@ def test_put_does_not_mutate_caller_dict():
     k = db.put(d, tags=["red", "big"])
     assert d == {"x": 1}
     assert db.get(k) == {"x": 1}
-    assert db._header(db._bt[k.encode()])[1] == ("red", "big")
+    assert codec.header(db._bt[k.encode()])[1] == ("red", "big")
     d["x"] = 2
     assert db.get(k) == {"x": 1}
     db.close()
@@ -59,7 +59,7 @@ def test_put_does_not_mutate_caller_dict():
 def test_tags_single_str():
     db = MicroTetherDB()
     db.put("a", {"v": 1}, tags="solo")
-    exp, tags, doc = db._decode(db._bt[b"a"])
+    exp, tags, doc = codec.decode(db._bt[b"a"])
     assert exp is None and tags == ("solo",) and doc == {"v": 1}
     db.close()
 
@@ -92,6 +92,49 @@ def test_generated_key_skips_taken_custom_key():
     db.close()
 
 
+def test_generated_keys_above_custom_keys_of_their_shape():
+    # No lookup per put: a custom key shaped like a generated one moves the
+    # generator above it (put, put_batch), and so does one found on opening
+    # (written by an earlier version, or by a put whose metadata was older).
+    fn = TMP + "/g.db"
+    t = [1000]
+    db = MicroTetherDB(fn, in_memory=False, clock=lambda: t[0], file_format=1)  # (raw btree below)
+    db.put("0000001000-00007", {"c": 1})
+    k = db.put({"g": 1})
+    assert k == "0000001000-00008", k
+    ks = db.put_batch([{"g": 2}, ("0000001005-00003", {"c": 2}), {"g": 3}])
+    assert ks[1] == "0000001005-00003" and ks[0] > "0000001005-00003" and ks[2] > ks[0], ks
+    db.put(b"0000001009-12345", {"c": 3})
+    db.close()
+    import btree
+    f = open(fn, "r+b")
+    b = btree.open(f, pagesize=512)
+    b[b"0000002000-00001"] = b'{"c": 4}'  # behind the database's back: metadata not updated
+    b.close()
+    f.close()
+    db = MicroTetherDB(fn, in_memory=False, clock=lambda: t[0])
+    k = db.put({"g": 4})
+    assert k > "0000002000-00001", k
+    assert len(db) == 7 and db.get("0000002000-00001") == {"c": 4}
+    assert list(db.keys()) == sorted(db.keys())
+    db.close()
+
+
+def test_put_arguments_given_twice_refused():
+    db = MicroTetherDB()
+    raises(TypeError, db.put, {"v": 1}, 5, ttl=6)
+    raises(TypeError, db.put, {"v": 1}, None, ["a"], tags=["b"])
+    raises(TypeError, db.put, {"v": 1}, None, None, "k", key="j")
+    raises(TypeError, db.put, "k", {"v": 1}, key="j")
+    raises(TypeError, db.put, "k", {"v": 1}, 5, ttl=6)
+    raises(TypeError, db.put, "k", {"v": 1}, None, ["a"], tags=["b"])
+    raises(TypeError, db.put, {"v": 1}, data={"v": 2})
+    raises(TypeError, db.put, "k", data={"v": 2}, key="j")
+    raises(TypeError, db.put)
+    assert len(db) == 0
+    db.close()
+
+
 def test_contains_len_iteration():
     db = MicroTetherDB()
     for k in ("b", "a", "c", "ab", "b2"):
@@ -119,6 +162,27 @@ def test_iteration_tolerates_writes():
         db.delete(k)
     assert len(seen) == 100 and len(db) == 0
     db.close()
+
+
+def test_iterators_raise_after_close():
+    # keys()/items()/values() say the database closed under them, as find()
+    # does, instead of stopping as if the data had ended.
+    for what in ("keys", "items", "values", "find"):
+        db = MicroTetherDB()
+        for i in range(40):
+            db.put("k%03d" % i, {"i": i})
+        it = db.find({}) if what == "find" else getattr(db, what)()
+        next(it)
+        db.close()
+        n = 0
+        try:
+            for _ in it:
+                n += 1
+        except DBError:
+            pass
+        else:
+            raise AssertionError("%s: no DBError after close (%d more items)" % (what, n))
+        raises(DBError, getattr(db, what), *(({},) if what == "find" else ()))
 
 
 def test_internal_keys_invisible():

@@ -16,7 +16,6 @@ def test_constructor_values_named():
     bad = [
         ("filename", ""),
         ("filename", 3),
-        ("in_memory", "yes"),
         ("ram_percentage", 0),
         ("ram_percentage", 101),
         ("ram_percentage", "15"),
@@ -29,7 +28,6 @@ def test_constructor_values_named():
         ("btree_cachesize", -1),
         ("btree_pagesize", 100),
         ("btree_pagesize", 1000),
-        ("adaptive_threshold", 5),
         ("autoflush", 0),
         ("autoflush", "x"),
         ("clock", 5),
@@ -39,6 +37,26 @@ def test_constructor_values_named():
         kw = {name: v}
         msg = raises(ValueError, MicroTetherDB, **kw)
         assert name in msg, (name, msg)
+
+
+def test_boolean_flags_take_only_bool():
+    # A truthy non-bool (a key passed by mistake, 1, "yes") switches nothing on.
+    for name, v in (("in_memory", "yes"), ("in_memory", 1), ("in_memory", 0),
+                    ("adaptive_threshold", 5), ("adaptive_threshold", 1), ("adaptive_threshold", None)):
+        kw = {name: v}
+        assert name in raises(TypeError, MicroTetherDB, **kw), (name, v)
+    db = MicroTetherDB()
+    db.put("a", {"v": 1})
+    db.put("b", {"v": 2})
+    assert "purge" in raises(TypeError, db.delete, "a", "b")
+    assert "purge" in raises(TypeError, db.delete, "a", 1)
+    assert "purge" in raises(TypeError, db.delete, purge=1)
+    assert "purge" in raises(TypeError, db.delete, purge="yes")
+    raises(TypeError, db.delete, "a", True)  # a key and purge: refused, not a purge
+    assert len(db) == 2
+    assert db.delete("a", False) == 1 and len(db) == 1
+    assert db.delete(purge=True) == 1 and len(db) == 0
+    db.close()
 
 
 def test_attributes_readable():
@@ -114,6 +132,54 @@ def test_bad_ttl_and_tags():
     raises(TypeError, db.put, "k", {"a": 1}, None, 5)
     raises(ValueError, db.put, "k", {"a": 1}, None, [""])
     assert len(db) == 0
+    db.close()
+
+
+def test_infinite_ttl_and_clock_values_refused():
+    db = MicroTetherDB()
+    inf = float("inf")
+    for bad in (inf, -inf, float("nan")):
+        assert "ttl" in raises(ValueError, db.put, "k", {"a": 1}, bad)
+        assert "ttl" in raises(ValueError, db.put_batch, [{"a": 1}], bad)
+        assert "ttl" in raises(ValueError, db.put_batch, [{"a": 1}, {"a": 2}], [5, bad])
+    assert len(db) == 0
+    db.close()
+    t = [inf]
+    db = MicroTetherDB(clock=lambda: t[0])
+    for v in (inf, float("nan"), "1000", None):
+        t[0] = v
+        assert "clock" in raises(ValueError, db.put, {"a": 1})
+        assert "clock" in raises(ValueError, db.put, "k", {"a": 1}, 10)
+    t[0] = 1000.5
+    db.put("k", {"a": 1}, 10)
+    assert db.get("k") == {"a": 1} and len(db) == 1
+    db.close()
+
+
+def test_clock_past_ten_digits_refused():
+    # Generated keys hold 10 digits of seconds: an 11-digit clock would make
+    # keys that sort before older ones. Refused, nothing written.
+    t = [9999999999]
+    db = MicroTetherDB(clock=lambda: t[0])
+    k1 = db.put({"a": 1})
+    assert k1.startswith("9999999999-")
+    t[0] = 10000000000
+    assert "1e10" in raises(ValueError, db.put, {"a": 2})
+    assert "1e10" in raises(ValueError, db.put_batch, [{"a": 2}])
+    assert len(db) == 1 and list(db.keys()) == [k1]
+    assert db.put("custom", {"a": 4}) == "custom"  # reads and custom keys still work
+    assert db.get(k1) == {"a": 1} and db.delete("custom") == 1
+    t[0] = 9999999999
+    k2 = db.put({"a": 3})
+    assert k2 > k1 and len(k2) == len(k1)
+    db.close()
+
+
+def test_query_none_refused():
+    db = MicroTetherDB()
+    db.put("a", {"v": 1})
+    for fn in (db.query, db.find, db.explain):
+        raises(ValueError, fn, None)
     db.close()
 
 

@@ -2,7 +2,7 @@
 # in both file formats (2: a folder of chunks and a commit log, the default;
 # 1: one btree file) where the behaviour is the same.
 import os
-from microtetherdb import MicroTetherDB, CorruptDBError, DBError, filestore
+from microtetherdb import MicroTetherDB, CorruptDBError, DBError, codec, filestore
 
 
 def disk_size(p):
@@ -41,7 +41,7 @@ def test_reopen_persistence():
     assert len(db) == 100
     assert db.get(ks[0]) is None and db.get(ks[1]) == {"i": 1}
     assert db.get("custom") == {"c": [1, 2]}
-    assert db._header(db._bt[b"custom"])[1] == ("t",)
+    assert codec.header(db._bt[b"custom"])[1] == ("t",)
     assert list(db.keys())[:2] == [ks[1], ks[2]]
     # new generated keys do not collide with the stored ones
     k = db.put({"new": 1})
@@ -254,4 +254,38 @@ def test_large_docs_file():
     db.close()
     db = MicroTetherDB(fn, in_memory=False)
     assert all(db.get("b%d" % i) == big for i in range(10))
+    db.close()
+
+
+def test_format_1_file_read_and_upgraded():
+    # A database written before format 2 (every record has a header byte)
+    # opens, reads, and after the next commit carries format 2 (a record
+    # without expiry and tags is now stored as its bare JSON).
+    import btree
+    fn = TMP + "/f1.db"
+    f = open(fn, "w+b")
+    b = btree.open(f, pagesize=512)
+    b[b"\xffm"] = b"MTDB\x01:3:1000:2"
+    b[b"a"] = b'\x00{"v": 1}'
+    b[b"t"] = b'\x01' + (2000).to_bytes(4, "big") + b'{"v": 2}'
+    b[b"\xfft" + (2000).to_bytes(4, "big") + b"t"] = b""
+    b[b"g"] = b'\x02\x01\x03red{"v": 3}'
+    b.close()
+    f.close()
+    t = [1000]
+    db = MicroTetherDB(fn, in_memory=False, clock=lambda: t[0])
+    assert db.get("a") == {"v": 1} and db.get("t") == {"v": 2} and db.get("g") == {"v": 3}
+    assert db.query({"tags": "red"}) == [{"v": 3}]  # tag index built on opening
+    assert len(db) == 3
+    db.put("a", {"v": 10})  # an overwrite: the count does not change
+    db.close()
+    f = open(fn, "rb")
+    b = btree.open(f, pagesize=512)
+    assert b[b"\xffm"][4] == 2 and b[b"a"] == b'{"v": 10}'
+    b.close()
+    f.close()
+    db = MicroTetherDB(fn, in_memory=False, clock=lambda: t[0])
+    assert db.get("a") == {"v": 10} and len(db) == 3
+    t[0] = 3000
+    assert db.cleanup() == 1 and db.get("t") is None and len(db) == 2
     db.close()

@@ -95,12 +95,13 @@ def test_batch_over_budget_writes_nothing():
     db.close()
 
 
-def test_batch_post_check_undoes():
-    # If the estimate lets a batch through but the store ends up over budget,
-    # the batch is undone and DBFullError raised.
+def test_batch_past_the_estimate_is_undone():
+    # If the batch's estimate lets it through but its records do not fit
+    # (each record reserves its worst case before it is written), the batch
+    # is undone and DBFullError raised.
     db = MicroTetherDB(ram_percentage=_pct(6000))
     db.put("pre", {"v": 1})
-    db._st._room = 1 << 30  # defeat the estimate
+    db._st.fits = lambda pages: True  # defeat the estimate
     try:
         db.put_batch([{"i": i, "pad": "z" * 100} for i in range(80)])
     except DBFullError:
@@ -129,15 +130,13 @@ def test_big_documents_counted():
     db.close()
 
 
-def test_store_is_preallocated_and_failed_batches_leave_nothing():
-    # The budget is reserved at open, so the store never grows by realloc
-    # (which on a full, fragmented heap raised MemoryError from inside btree
-    # and left half a batch behind).
-    gc.collect()
-    before = gc.mem_free()
+def test_pool_grows_between_writes_and_failed_batches_leave_nothing():
+    # The store's pages (btree's page cache) are a pool that grows between
+    # writes, up to the budget, so no write allocates a page inside btree; a
+    # batch that does not fit raises DBFullError and leaves nothing.
     db = MicroTetherDB(ram_percentage=_pct(30000))
-    gc.collect()
-    assert before - gc.mem_free() >= 30000
+    s = db.stats()
+    assert abs(s["budget"] - 30000) < 1000 and 0 < s["free_pages"] * 512 < s["budget"], s
     n = 0
     full = 0
     for attempt in range(12):
@@ -149,4 +148,6 @@ def test_store_is_preallocated_and_failed_batches_leave_nothing():
         assert len(db) == n
         assert sum(1 for _ in db.keys()) == n
     assert full and n  # some batches fitted, then the budget was reached
+    assert db.stats()["bytes_used"] <= db.stats()["budget"]
+    assert db._st.f.spilled == 0  # btree never had to evict a page
     db.close()

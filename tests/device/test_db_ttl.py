@@ -1,5 +1,5 @@
 # TTL with an injected clock: visibility, cleanup counts, reopen, overwrite.
-from microtetherdb import MicroTetherDB
+from microtetherdb import MicroTetherDB, codec
 
 T = [1000]
 
@@ -60,8 +60,8 @@ def test_float_ttl_rounds_up_and_zero_means_none():
     db = _db()
     db.put("f", {"v": 1}, ttl=0.5)
     db.put("z", {"v": 1}, ttl=0)
-    assert db._header(db._bt[b"f"])[0] == 1001
-    assert db._header(db._bt[b"z"])[0] is None
+    assert codec.header(db._bt[b"f"])[0] == 1001
+    assert codec.header(db._bt[b"z"])[0] is None
     T[0] = 1001
     assert db.get("f") is None and db.get("z") == {"v": 1}
     db.close()
@@ -155,6 +155,6 @@ def test_default_clock_real_time():
 
     db = MicroTetherDB()
     db.put("k", {"v": 1}, ttl=1000)
-    e = db._header(db._bt[b"k"])[0]
+    e = codec.header(db._bt[b"k"])[0]
     assert abs(e - int(time.time()) - 1000) <= 2
     db.close()

@@ -8,41 +8,14 @@
 #     half-applied call), len() and the TTL index agree with the records;
 #   * it accepts new writes; in file mode, what it holds survives reopening
 #     (a failed call is not committed later by the next write).
+# uses: heapfill
 import gc
-from microtetherdb import MicroTetherDB
+from microtetherdb import MicroTetherDB, codec
 
 IDX = b"\xfft"
 ROUNDS_QEMU = 16  # headroom 32 B .. 36 KB (factor 1.6)
 ROUNDS = 22  # headroom 32 B .. 78 KB (factor 1.45)
 DEBUG = 0
-
-
-class Filler:
-    # holds the heap full; fill(leave) then gives back about `leave` bytes
-    # (the blocks are chained through 2-tuples, so no list has to grow)
-    def __init__(self):
-        self.head = None
-
-    def fill(self, leave):
-        gc.collect()
-        head = None
-        size = 1 << 16
-        while True:
-            try:
-                head = (bytearray(size), head)
-            except MemoryError:
-                if size <= 16:
-                    break
-                size >>= 1
-        freed = 0
-        while freed < leave and head is not None:
-            freed += len(head[0]) + 32
-            head = head[1]
-        self.head = head
-
-    def release(self):
-        self.head = None
-        gc.collect()
 
 
 def consistent(db, model, now):
@@ -59,10 +32,7 @@ def consistent(db, model, now):
     for ik in bt.keys(IDX, b"\xfft\xff\xff\xff\xff\xff"):
         idx[bytes(ik[6:])] = int.from_bytes(ik[2:6], "big")
     for k in model:
-        raw = bt.get(k.encode())
-        e = None
-        if raw[0] & 1:
-            e = int.from_bytes(raw[1:5], "big")
+        e = codec.expiry(bt.get(k.encode()))
         if idx.get(k.encode()) != e:
             return "TTL index of %s: %r != %r" % (k, idx.get(k.encode()), e)
     for kb in idx:

@@ -87,6 +87,43 @@ def test_regex():
     db.close()
 
 
+def test_regex_on_long_strings():
+    # MicroPython's re recurses once per character a loop consumes and runs
+    # out of stack on long strings; the query falls back to an iterative
+    # matcher with the same syntax, so the answer is the same as on short ones.
+    db = MicroTetherDB()
+    db.put("long", {"s": "x" * 3000 + "needle" + "y" * 1000})
+    db.put("short", {"s": "xxneedleyy"})
+    db.put("plain", {"s": "x" * 3000})
+    for pat, want in (("^x*needley*$", ["long", "short"]), ("needle", ["long", "short"]),
+                      ("^x+$", ["plain"]), ("(x|y)*ne+dle", ["long", "short"]),
+                      ("[^xy]", ["long", "short"]), ("^.*z", []), ("d\\w+y$", ["long", "short"])):
+        got = sorted(k for k, _ in db.find({"s": {"$regex": pat}}))
+        assert got == want, (pat, got)
+    db.close()
+
+
+def test_regex_fallback_matches_re():
+    # The fallback against re itself, on strings short enough for re.
+    import re
+    from microtetherdb import regex
+    pats = ("a", "abc", "a*", "a+b", "^ab", "b$", "^$", "a|b", "ab|cd|ef", "(ab)+c", "(?:ab)*c",
+            "[a-c]+", "[^a-c]", "\\d+", "\\D", "\\w+\\s", "[\\d_]x", "a.c", "x?y", "x??y", "a+?b",
+            "(a|b)*c$", "^(a|bc)+$", "[]a]", "[a-]", "\\.", "a\\*", "^a.*z$", "(x)(y)?z",
+            "((a|b)c)*d", "[\\s\\S]", "a|", "(|a)b", "^.$")
+    subj = ("", "a", "b", "ab", "abc", "xabcx", "aab", "cd", "ababc", "123", "x1", "a b", "_x",
+            "axc", "xy", "xxy", "aaab", "bc", "acbcd", "]", "-", "a.", "a*", "az", "xyz", "\n",
+            "\u00e9", "aaaaaaaab")
+    n = 0
+    for p in pats:
+        r = re.compile(p)
+        prog = regex.compile(p)
+        for s in subj:
+            assert (r.search(s) is not None) == regex.search(prog, s), (p, s)
+            n += 1
+    assert n == len(pats) * len(subj)
+
+
 def test_dotted_paths():
     db = _db()
     assert _k(db, {"d.e.0.f": 5}) == ["a1"]
