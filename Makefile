@@ -20,8 +20,9 @@ test:                ## install test tools, build, run the tests (all passes; TA
 venv:                ## create build/venv with the test tools (pytest, mpremote, ...) without running tests
 	$(PYTHON) -m firmware venv
 
-bench: firmware      ## benchmarks on TARGET (SIZES=100,1000 RUNS=n) into build/bench; DOCS=1 also updates docs/
+bench: firmware      ## benchmarks on TARGET (SIZES=100,1000 RUNS=n) into build/bench (+ flash wear into build/wear on unix); DOCS=1 also updates docs/
 	$(PYTHON) scripts/bench/run.py --target $(TARGET) $(if $(SIZES),--sizes $(SIZES)) $(if $(RUNS),--runs $(RUNS)) $(if $(DOCS),--docs)
+	$(if $(filter unix,$(TARGET)),$(PYTHON) scripts/bench/wear.py --only put --fs lfs4k,fat4k $(if $(SIZES),--sizes $(SIZES)))
 
 source:              ## fetch, verify and patch the pinned MicroPython source into build/src
 	$(PYTHON) -m firmware source

@@ -3,7 +3,7 @@
 A device test file is MicroPython code defining ``test_*`` functions that use
 plain ``assert``. Each file runs once, in one MicroPython process (or one
 ``mpremote run`` on a board), with a footer appended that defines the globals
-``TMP`` (a fresh writable directory per test), ``TARGET`` ('unix', 'qemu',
+``TMP`` (a fresh writable directory per test, removed after it), ``TARGET`` ('unix', 'qemu',
 'serial') and ``skip(reason)``, then calls the tests in file order and prints
 one status line each. Every test function becomes its own pytest item here.
 Before the footer comes ``tests/device/support.py`` (helpers such as
@@ -31,6 +31,19 @@ class _Skip(Exception):
 
 def skip(reason=""):
     raise _Skip(reason)
+
+
+def _rm_tree(p):
+    import os
+    try:
+        for e in os.ilistdir(p):
+            if e[1] == 0x4000:
+                _rm_tree(p + "/" + e[0])
+            else:
+                os.remove(p + "/" + e[0])
+        os.rmdir(p)
+    except OSError:
+        pass
 
 
 def _run_tests(base, target, names):
@@ -62,6 +75,9 @@ def _run_tests(base, target, names):
             print("@@FAIL", name)
             sys.print_exception(e)
             print("@@END", name)
+        # One board runs every file: leave its flash as empty as it was.
+        _rm_tree(TMP)
+    _rm_tree(base)
     print("@@DONE")
 
 

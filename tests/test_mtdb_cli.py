@@ -264,14 +264,16 @@ def test_file_moves_between_32_bit_board_and_64_bit_host(board, tmp_path, reques
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in RECORDS)
     # written on the board, read on the host
     assert cli(*dev, "import", "cli32.db", stdin=text)[0] == 0
-    s.mpremote_do(["cp", ":/flash/cli32.db", str(tmp_path / "cli32.db")])
+    # (a database is a folder, format 2: cp -r)
+    out = s.mpremote_do(["cp", "-r", ":/flash/cli32.db", str(tmp_path / "cli32.db")])
+    assert (tmp_path / "cli32.db").exists(), out
     rc, out, err = cli("export", "cli32.db", cwd=tmp_path)
     assert rc == 0 and lines(out) == RECORDS, err
     assert cli("check", "cli32.db", cwd=tmp_path)[0] == 0
     # written (and changed) on the host, read on the board
     assert cli("import", "cli32.db", stdin='{"key": "host", "doc": {"bits": 64}}\n',
                cwd=tmp_path)[0] == 0
-    s.mpremote_do(["cp", str(tmp_path / "cli32.db"), ":/flash/cli64.db"])
+    s.mpremote_do(["cp", "-r", str(tmp_path / "cli32.db"), ":/flash/cli64.db"])
     rc, out, err = cli(*dev, "export", "cli64.db")
     assert rc == 0, err
     assert lines(out) == sorted(RECORDS + [{"key": "host", "doc": {"bits": 64}}],

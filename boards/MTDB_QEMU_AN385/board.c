@@ -255,6 +255,12 @@ int __wrap_mp_hal_stdin_rx_chr(void) {
 // Run by mp_init() at boot and after each soft reset: only the first call
 // does anything (the clock keeps running across soft resets).
 void mtdb_board_init(void) {
+    // A soft reset re-creates the GC heap, but MicroPython 1.25's mp_init()
+    // does not reset the list of tracked allocations: a btree handle left
+    // open (or whose close failed) by the previous program would stay its
+    // head, a pointer into the new heap, and the next malloc() would write
+    // through it into whatever object lives there now.
+    MP_STATE_VM(m_tracked_head) = NULL;
     if (SCB_VTOR == (uint32_t)ram_vectors) {
         return;
     }

@@ -11,7 +11,8 @@
 #   <db>/c%08x    chunk: pages, then u32 page number per page, then a tail:
 #                 u32 count, seq, logseq, npages, crc of the pages, crc of the
 #                 table and tail (seeded with the database id), magic b"MTC2"
-#   <db>/l/%d     log slot: one part of a commit record: u8 part<<4 | parts-1,
+#   <db>/l/%d     log slot (RING of them, RING_FAT on FAT): one part of a
+#                 commit record: u8 part<<4 | parts-1,
 #                 u32 seq, bytes, u32 crc (seeded with the database id)
 #
 # A commit (every write call with autoflush) writes that call's records as
@@ -22,15 +23,13 @@
 # the ring is full or a record does not fit it. A chunk's pages supersede
 # older copies; chunks left without a live page are deleted, and chunks with
 # little left live are copied forward so that the files hold at most about
-# 1.5 times the live pages. Chunks are verified (CRC) when first read.
+# twice the live pages (1 + SLACK). Chunks are verified (CRC) when first read.
 # Open: read every chunk's table (which chunk holds each page), then hand the
 # log records newer than the last chunk to the database layer to replay.
 import io
 import os
 import struct
 from array import array
-
-import btree
 
 from . import filestore as fs
 from .errors import CorruptDBError, DBError
@@ -44,6 +43,7 @@ HEAD = b"MTDBF2\x00\x00"
 TAIL = b"MTC2"
 TAILLEN = 28
 RING = 64          # log slots (more: fewer checkpoints, dearer slot writes)
+RING_FAT = 16      # on FAT, where each slot file takes a whole cluster
 PART = 128         # largest slot file kept inside the folder's metadata (LittleFS default mount)
 PARTLOAD = PART - 9
 MAXPARTS = 4       # a bigger record is committed by a checkpoint instead
@@ -126,10 +126,11 @@ class ChunkPager(io.IOBase):
     def __init__(self, store):
         self.st = store
         self.psize = store.psize
+        self.drop = False
         self.pos = 0
         self.err = None
         self.lost = False
-        b = BUDGET
+        b = store.ram
         if b is None:
             import gc
 
@@ -181,6 +182,8 @@ class ChunkPager(io.IOBase):
             return self._fail(e)
 
     def write(self, buf):
+        if self.drop:
+            return len(buf)  # (fs.discard_bt)
         try:
             pos = self.pos
             ps = self.psize
@@ -280,18 +283,18 @@ class ChunkPager(io.IOBase):
         self.lost = False
 
 
-class ChunkStore:
+class ChunkStore(fs.PagedStore):
     # A format-2 database folder opened for btree: .bt, .new, .psize, .path,
     # .replay (commit records newer than the last checkpoint, for the
     # database layer to apply at open and after a rollback).
 
-    mem = False
-    budget = None
     logs = True  # commits take the calls' records (FileStore: False)
 
-    def __init__(self, path, pagesize, cachesize, create=True):
+    def __init__(self, path, pagesize, cachesize, create=True, ram=None):
+        # ram: bytes for dirty pages between checkpoints (None: BUDGET)
         path = fs.normpath(path)
         self.path = path
+        self.ram = BUDGET if ram is None else ram
         self.pagesize = pagesize
         self.csize = cachesize
         self.bt = None
@@ -352,17 +355,18 @@ class ChunkStore:
                 raise DBError("%s: a folder with other files in it, not a database: %s" % (path, name))
         else:
             fs.mkdirs(path)
-            os.mkdir(path)
+            fs.mkdir(path)
         ps = self.pagesize
         dbid = struct.unpack("<I", os.urandom(4))[0] if hasattr(os, "urandom") else 1
-        b = HEAD + struct.pack("<III", ps, dbid, RING)
+        ring = RING_FAT if fs.fs_kind(path) == "fat" else RING
+        b = HEAD + struct.pack("<III", ps, dbid, ring)
         b += struct.pack("<I", crc32(b))
         with fs.create(path + "/h") as f:
             if f.write(b) != len(b):
                 raise OSError(fs.ENOSPC)
             f.flush()
         if not fs.isdir(path + "/l"):
-            os.mkdir(path + "/l")
+            fs.mkdir(path + "/l")
 
     def _load(self):
         # header, chunk tables -> page map, log records to replay
@@ -376,7 +380,7 @@ class ChunkStore:
         if ps < 512 or ps > 65536 or ps & (ps - 1) or not 4 <= self.ring <= 255:
             raise CorruptDBError("%s: damaged database header" % path)
         if not fs.isdir(path + "/l"):
-            os.mkdir(path + "/l")  # (a power cut right after the header)
+            fs.mkdir(path + "/l")  # (a power cut right after the header)
         self.bsize = fs.block_size(path + "/h")
         self.scratch = bytearray(ps)
         self.damage = None
@@ -494,6 +498,8 @@ class ChunkStore:
     def _read_log(self):
         recs, self.lseq = read_log(self.path, self.ring, self.dbid, self.logseq)
         return recs
+
+    log_max = MAXPARTS * PARTLOAD  # bytes: a bigger commit record is a checkpoint
 
     def commit(self, payload, full=False):
         # Make the calls' records durable: one log record in the ring (the
@@ -766,48 +772,17 @@ class ChunkStore:
         self.ids = list(range(len(self.ids)))
 
     # --- the store interface ------------------------------------------------------
-    def _bt_open(self):
-        p = self.pager
-        p.pos = 0
-        p.err = None
-        self.bt = btree.open(p, pagesize=self.psize, cachesize=self.csize)
-
-    def reserve(self, pages):
-        pass
-
-    def check(self):
-        return True
-
     def size(self):
         return self.end
-
-    def suspect(self):
-        p = self.pager
-        return p is not None and (p.err is not None or p.lost)
-
-    def read_error(self):
-        p = self.pager
-        if p is None:
-            return None
-        e = p.err
-        if not p.lost:
-            p.err = None
-        if e is not None and self.damage:
-            return None  # a chunk failed its CRC: damage, not an I/O error
-        return e
 
     def rollback(self):
         # Back to the last durable state: the chunks plus the log (every call
         # that returned); .replay holds the log records to apply again.
         bt = self.bt
         self.bt = None
-        try:
-            if bt is not None:
-                bt.close()
-        except Exception:  # noqa: BLE001
-            pass
-        self.pending = True
         p = self.pager
+        fs.discard_bt(bt, p)
+        self.pending = True
         if p.pf is not None:
             try:
                 p.pf.close()
@@ -841,8 +816,7 @@ class ChunkStore:
         try:
             bt = self.bt
             self.bt = None
-            if bt is not None:
-                bt.close()
+            fs.discard_bt(bt, self.pager)
         finally:
             self.close_handles()
             self.closed = True
@@ -853,22 +827,11 @@ class ChunkStore:
         self.close_handles()
         self._open(False)
 
-    def abandon(self):
-        try:
-            self.close_handles()
-        finally:
-            self.closed = True
-            fs.release(self.path, self)
-
     def close_handles(self):
         bt = self.bt
         self.bt = None
-        if bt is not None:
-            try:
-                bt.close()
-            except Exception:  # noqa: BLE001
-                pass
         p = self.pager
+        fs.discard_bt(bt, p)
         self.pager = None
         if p is not None and p.pf is not None:
             try:
@@ -891,9 +854,8 @@ class ChunkStore:
         # database or the empty one.
         bt = self.bt
         self.bt = None
-        if bt is not None:
-            bt.close()
         p = self.pager
+        fs.discard_bt(bt, p)
         if p.pf is not None:
             p.pf.close()
             self._remove_chunk(self.seq + 1)

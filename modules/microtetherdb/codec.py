@@ -18,6 +18,7 @@ F_TAGS = 2
 PLAIN = 0x7B  # "{": a record without a header
 _loads = json.loads
 _dumps = json.dumps
+_SEP = (",", ":")  # compact JSON: no spaces (15-20% smaller records and log entries)
 
 
 # Builtins as module globals for the hot paths: a global of this module is
@@ -123,7 +124,7 @@ def text(doc):
         _check(doc)
     except RuntimeError:  # maximum recursion depth (a small stack)
         raise ValueError("data: nested too deeply")
-    return _dumps(doc)
+    return _dumps(doc, separators=_SEP)
 
 
 def check_size(s, max_size):

@@ -59,11 +59,7 @@ def _write_copy(bt, path, psize, csize):
             raise filestore.named(e if isinstance(e, OSError) else OSError(filestore.EIO), path, "write the copy")
         p.commit()
     finally:
-        if nb is not None:
-            try:
-                nb.close()
-            except Exception:  # noqa: BLE001
-                pass
+        filestore.discard_bt(nb, p)  # (after a failure: nothing more written)
         p.close()
     _step("written")
 
@@ -72,7 +68,8 @@ def _write_copy2(bt, path, psize, csize):
     # Format 2: the copy is a new database folder, written as one checkpoint.
     from .chunkstore import ChunkStore
 
-    cs = ChunkStore(path, psize, csize)
+    # (a small RAM budget: the pages beyond it go straight into the chunk)
+    cs = ChunkStore(path, psize, csize, ram=filestore.BUDGET // 2)
     try:
         _copy(bt, cs.bt)
         _step("copied")

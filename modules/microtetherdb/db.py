@@ -166,7 +166,8 @@ class MicroTetherDB:
         self._cfail = False  # a commit failed with the pages in RAM intact
         self._dirty_lost = 0
         self._pend = {}  # key bytes -> value or None: what the next commit logs (format 2)
-        self._ckpt = False  # the next commit must be a checkpoint (index changes)
+        self._plen = 0  # about the bytes of that log record
+        self._ckpt = False  # the next commit must be a checkpoint (index changes, big groups)
         if file_format is not None and file_format != 1 and file_format != 2:
             raise ValueError("file_format must be 1 or 2, not %r" % (file_format,))
         if in_memory:
@@ -420,9 +421,20 @@ class MicroTetherDB:
         # Format 2: what the next commit logs for this record (the value as
         # written, None for a delete), under the key's bytes: one entry per
         # record whichever form (str or bytes) the key was written with.
+        # Changes too big for one log record are committed by a checkpoint
+        # (chunkstore.commit), which writes the pages: then nothing more is
+        # kept here (RAM: many calls between flushes would otherwise hold
+        # every value, scattered over the heap).
+        if self._ckpt:
+            return
         if type(kb) is str:
             kb = kb.encode()
         self._pend[kb] = new
+        self._plen += len(kb) + (len(new) + 3 if new is not None else 2)
+        if self._plen > self._st.log_max:
+            self._ckpt = True
+            self._pend = {}
+            self._plen = 0
 
     def _meta(self):
         g = self._gen
@@ -488,6 +500,7 @@ class MicroTetherDB:
                 st.commit(codec.log_record(pend) if pend else None, self._ckpt)
                 self._ckpt = False
                 pend.clear()
+                self._plen = 0
                 if st.rolled_back:
                     # the checkpoint after the log record failed and took
                     # pages along: the store is back at its chunks plus the
@@ -533,6 +546,7 @@ class MicroTetherDB:
         self._gen = _keys.KeyGen()
         self._dirty = 0
         self._pend = {}
+        self._plen = 0
         self._ckpt = False
         try:
             self._load_meta()
@@ -861,6 +875,7 @@ class MicroTetherDB:
         self._count = 0
         self._gen = _keys.KeyGen()
         self._pend = {}
+        self._plen = 0
         self._ckpt = False
         self._load_meta()
         self._ix = _index.attach(self, 0)

@@ -25,7 +25,7 @@ def create(path, mode="wb"):
         return open(path, mode)
     except OSError as e:
         if not e.args or e.args[0] != 36:
-            raise
+            raise _full(path, e)
     d = path[:path.rfind("/") + 1] + ".mtdb-kick"
     try:
         try:
@@ -36,3 +36,24 @@ def create(path, mode="wb"):
     except OSError:
         pass
     raise OSError(ENOSPC, "%s: no space left on device" % path)
+
+
+def mkdir(path):
+    # os.mkdir, with a full volume reported as ENOSPC (see _full).
+    try:
+        os.mkdir(path)
+    except OSError as e:
+        raise _full(path, e)
+
+
+def _full(path, e):
+    # FAT reports a full volume at file or folder creation as EACCES (FatFs
+    # FR_DENIED: no free cluster for the directory): that is ENOSPC when the
+    # volume has no free block; otherwise e as it is (a real permission error).
+    if e.args and e.args[0] == 13:
+        try:
+            if os.statvfs(path[:path.rfind("/")] or "/")[3] == 0:
+                return OSError(ENOSPC, "%s: no space left on device" % path)
+        except OSError:
+            pass
+    return e

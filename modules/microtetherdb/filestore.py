@@ -29,7 +29,7 @@ import sys
 import btree
 
 from . import btpage, journal
-from .files import create, exists
+from .files import create, exists, mkdir
 from .errors import CorruptDBError, DBError
 
 ENOENT = 2
@@ -107,7 +107,7 @@ def mkdirs(path):
             st = os.stat(cur)
         except OSError:
             try:
-                os.mkdir(cur)
+                mkdir(cur)
             except OSError as e:
                 raise named(e, cur, "create folder")
             continue
@@ -180,9 +180,29 @@ def forget():
     # on a board btree's memory is not collected, so it is freed here), and
     # their files may be opened anew.
     for st in list(_owners.values()):
-        if isinstance(st, FileStore):
-            st.close_handles()
+        c = getattr(st, "close_handles", None)  # a FileStore or ChunkStore
+        if c is not None:
+            c()
     _owners.clear()
+
+
+def discard_bt(bt, pager):
+    # Close a btree handle whose pages are not wanted (a rollback, an
+    # abandoned or format-2 handle): the pager takes its writes without
+    # storing them, so the close cannot fail half-way. (Berkeley DB's close
+    # frees its memory only after a successful sync, and MicroPython's btree
+    # forgets the handle either way: a failed close leaks the handle's cache
+    # for good.)
+    if bt is None:
+        return
+    if pager is not None:
+        pager.drop = True
+    try:
+        bt.close()
+    except Exception:  # noqa: BLE001
+        pass
+    if pager is not None:
+        pager.drop = False
 
 
 # --- side files: replacing a database file (compact, repair) -----------------
@@ -389,6 +409,7 @@ class Pager(io.IOBase):
         self.path = path
         self.fat = fat
         self.psize = psize
+        self.drop = False
         self.f = None
         self._openf()
         self.size = self.f.seek(0, 2)  # durable size (as of the last commit)
@@ -453,6 +474,8 @@ class Pager(io.IOBase):
             return self._fail(e)
 
     def write(self, buf):
+        if self.drop:
+            return len(buf)  # (discard_bt)
         try:
             pos = self.pos
             n = len(buf)
@@ -666,14 +689,64 @@ class Pager(io.IOBase):
 
 # --- the store ---------------------------------------------------------------
 
-class FileStore:
+class PagedStore:
+    # What the two stores on flash share (FileStore here, format 1, and
+    # chunkstore.ChunkStore, format 2): btree over self.pager, a stream whose
+    # methods never raise into btree (errors in pager.err, pages lost in
+    # pager.lost), and the store interface the database layer uses.
+
+    mem = False
+    budget = None  # no memory budget on flash
+    damage = None  # (ChunkStore: why a chunk failed its check)
+
+    def _bt_open(self):
+        p = self.pager
+        p.pos = 0
+        p.err = None
+        self.bt = btree.open(p, pagesize=self.psize, cachesize=self.csize)
+
+    def reserve(self, pages):
+        pass
+
+    def check(self):
+        return True
+
+    def suspect(self):
+        # True if the stream failed inside a btree call since the last
+        # commit: btree may have stopped half-way (e.g. in a page split), so
+        # its pages must not be trusted; the caller rolls back.
+        p = self.pager
+        return p is not None and (p.err is not None or p.lost)
+
+    def read_error(self):
+        # -> the error the stream met under a btree call that failed (None:
+        # the failure was btree's own, or damage). Forgotten unless pages
+        # were lost: a read leaves btree's pages as they were.
+        p = self.pager
+        if p is None:
+            return None
+        e = p.err
+        if not p.lost:
+            p.err = None
+        if e is not None and self.damage:
+            return None  # a chunk failed its CRC: damage, not an I/O error
+        return e
+
+    def abandon(self):
+        # Close without committing anything (a failed open).
+        try:
+            self.close_handles()
+        finally:
+            self.closed = True
+            release(self.path, self)
+
+
+class FileStore(PagedStore):
     # A database file opened for btree: .bt (the btree handle, None while a
     # rollback waits for memory), .new (the file was created now),
     # .recovered (journal fate), .psize (the file's page size), .path.
     # commit() is the one commit point of every write call.
 
-    mem = False
-    budget = None
     logs = False  # format 1: a commit is btree's flush, no log
 
     def __init__(self, path, pagesize, cachesize):
@@ -728,42 +801,15 @@ class FileStore:
         except MemoryError:
             raise
         except Exception as e:  # noqa: BLE001
+            e = self.pager.err or e  # (what the pager saw, if anything)
+            if isinstance(e, MemoryError) or (isinstance(e, OSError) and e.args and e.args[0] == ENOMEM):
+                raise MemoryError("%s: out of memory opening the database" % path)
+            if isinstance(e, OSError) and self.pager.err is not None:
+                raise named(e, path)  # an I/O error, not damage
             raise CorruptDBError("%s is not a MicroTetherDB database (btree: %r)" % (path, e))
-
-    def _bt_open(self):
-        p = self.pager
-        p.pos = 0
-        p.err = None
-        self.bt = btree.open(p, pagesize=self.psize, cachesize=self.csize)
-
-    # no memory budget in file mode
-    def reserve(self, pages):
-        pass
-
-    def check(self):
-        return True
 
     def size(self):
         return self.pager.end
-
-    def suspect(self):
-        # True if the stream failed inside a btree call since the last
-        # commit: btree may have stopped half-way (e.g. in a page split), so
-        # its pages must not be trusted; the caller rolls back.
-        p = self.pager
-        return p is not None and (p.err is not None or p.lost)
-
-    def read_error(self):
-        # -> the error the stream met under a btree call that failed (None:
-        # the failure was btree's own). Forgotten unless pages were lost:
-        # a read leaves btree's pages as they were.
-        p = self.pager
-        if p is None:
-            return None
-        e = p.err
-        if not p.lost:
-            p.err = None
-        return e
 
     def commit(self):
         # Everything written so far becomes durable, or OSError/MemoryError
@@ -786,11 +832,7 @@ class FileStore:
         bt = self.bt
         self.bt = None
         p = self.pager
-        try:
-            if bt is not None:
-                bt.close()  # (its pages land in the pager, dropped just below)
-        except Exception:  # noqa: BLE001
-            pass
+        discard_bt(bt, p)
         self.pending = True
         p.discard()
         self._bt_open()
@@ -845,23 +887,11 @@ class FileStore:
         self.close_handles()
         self._open(self.psize)
 
-    def abandon(self):
-        # Close without committing anything (a failed open).
-        try:
-            self.close_handles()
-        finally:
-            self.closed = True
-            release(self.path, self)
-
     def close_handles(self):
         bt = self.bt
         self.bt = None
-        if bt is not None:
-            try:
-                bt.close()
-            except Exception:  # noqa: BLE001
-                pass
         p = self.pager
+        discard_bt(bt, p)
         self.pager = None
         if p is not None:
             try:

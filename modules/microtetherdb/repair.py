@@ -7,7 +7,7 @@
 
 import struct
 
-from .btpage import HDR, P_BIGDATA, P_BIGKEY, P_BLEAF, Bad, Pages, free_pages, fsize
+from .btpage import P_BIGDATA, P_BIGKEY, P_BLEAF, Bad, Pages, free_pages, fsize
 from .errors import CorruptDBError
 
 

@@ -47,6 +47,30 @@ def test_frozen_package_btree_and_flash(target):
     assert "True\n/flash" in out and out.rstrip().endswith("True"), out
 
 
+def test_btree_left_open_does_not_hurt_the_next_program(target):
+    # btree's memory on this board is tracked GC-heap allocations; a handle
+    # left open at a soft reset must not leave the list of them pointing
+    # into the next program's heap (which then wrote into live objects).
+    target.run_code("import btree, io\n"
+                    "keep = [btree.open(io.BytesIO()) for _ in range(3)]\n"
+                    "keep[0][b'k'] = b'v' * 300\n")
+    out = target.run_code(
+        "import btree, io, gc\n"
+        "objs = []\n"
+        "try:\n"                      # the whole heap in small objects
+        "    while True:\n"
+        "        objs.append(bytearray(28))\n"
+        "except MemoryError:\n"
+        "    pass\n"
+        "del objs[-200:]\n"
+        "gc.collect()\n"
+        "db = btree.open(io.BytesIO())\n"
+        "db[b'a'] = b'b' * 20\n"
+        "db.close()\n"
+        "print('damaged', sum(1 for b in objs if type(b) is not bytearray or any(b)), len(objs))\n")
+    assert "damaged 0 " in out, out
+
+
 def test_files_on_flash_persist_between_runs(target):
     target.run_code("open('/flash/persist.txt', 'w').write('still here')")
     assert "still here" in target.run_code("print(open('/flash/persist.txt').read())")

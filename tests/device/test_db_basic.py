@@ -149,6 +149,11 @@ def test_contains_len_iteration():
     assert list(db.items(prefix="b")) == [("b", {"k": "b"}), ("b2", {"k": "b2"})]
     assert list(db.values(end="ab")) == [{"k": "a"}]
     assert list(db.keys(prefix="zz")) == []
+    # keys after the prefix's every byte below 0xff ("b\\", "b~", "bz", "b\u00e9")
+    for k in ("b\\", "b~", "bz", "b\u00e9", "c0"):
+        db.put(k, {"k": k})
+    assert list(db.keys(prefix="b")) == ["b", "b2", "b\\", "bz", "b~", "b\u00e9"]
+    assert list(db.keys(prefix=b"b\xc3\xa9")) == ["b\u00e9"]
     db.close()
 
 

@@ -281,7 +281,7 @@ def test_format_1_file_read_and_upgraded():
     db.close()
     f = open(fn, "rb")
     b = btree.open(f, pagesize=512)
-    assert b[b"\xffm"][4] == 2 and b[b"a"] == b'{"v": 10}'
+    assert b[b"\xffm"][4] == 2 and b[b"a"] == b'{"v":10}'  # (compact JSON)
     b.close()
     f.close()
     db = MicroTetherDB(fn, in_memory=False, clock=lambda: t[0])

@@ -29,6 +29,8 @@ BS = 512
 MP = "/pc_db"
 NBLOCKS = 128  # 64 KB filesystem
 NBLOCKS_QEMU = 64  # 32 KB filesystem on qemu (heap)
+NBLOCKS_QEMU_FAT2 = 96  # FAT12's root directory takes 16 KB of 32; format 2's
+#                         log slots take a cluster each
 STEP_QEMU = 4  # qemu is slower: every 4th cut point there
 PATH = MP + "/data/t.db"
 
@@ -298,7 +300,9 @@ def sweep(kind, torn, grouped=False, spill=False, fmt=2):
 
 
 def _sweep(kind, torn, grouped, spill):
-    nblocks = NBLOCKS_QEMU if TARGET == "qemu" else NBLOCKS
+    nblocks = NBLOCKS
+    if TARGET == "qemu":
+        nblocks = NBLOCKS_QEMU_FAT2 if kind == "fat" and FMT[0] == 2 else NBLOCKS_QEMU
     RECOVERED.clear()
     image = fresh_image(kind, nblocks)
     dev, total, allowed, now = run(kind, image, 0, False, grouped)
