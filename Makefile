@@ -20,9 +20,12 @@ test:                ## install test tools, build, run the tests (all passes; TA
 venv:                ## create build/venv with the test tools (pytest, mpremote, ...) without running tests
 	$(PYTHON) -m firmware venv
 
+# flash wear per durable put (LittleFS and FAT, 4 KB blocks), counted on the host firmware
+WEAR = $(PYTHON) scripts/bench/wear.py --only put --fs lfs4k,fat4k $(if $(SIZES),--sizes $(SIZES))
+
 bench: firmware      ## benchmarks on TARGET (SIZES=100,1000 RUNS=n) into build/bench (+ flash wear into build/wear on unix); DOCS=1 also updates docs/
 	$(PYTHON) scripts/bench/run.py --target $(TARGET) $(if $(SIZES),--sizes $(SIZES)) $(if $(RUNS),--runs $(RUNS)) $(if $(DOCS),--docs)
-	$(if $(filter unix,$(TARGET)),$(PYTHON) scripts/bench/wear.py --only put --fs lfs4k,fat4k $(if $(SIZES),--sizes $(SIZES)))
+	$(if $(filter unix,$(TARGET)),$(WEAR))
 
 source:              ## fetch, verify and patch the pinned MicroPython source into build/src
 	$(PYTHON) -m firmware source

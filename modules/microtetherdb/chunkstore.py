@@ -54,6 +54,13 @@ NOPAGE = 0xFFFFFFFF
 HANDLES = 3        # chunk files kept open for reads
 
 
+def _grow(loc, n):
+    # The page map up to n entries (NOPAGE), in one step: appending one at a
+    # time would reallocate it every 8 entries.
+    if n > len(loc):
+        loc.extend(b"\xff" * (4 * (n - len(loc))))  # (MicroPython: any buffer)
+
+
 def is_db(path):
     # True if `path` is a folder holding a format-2 database header.
     try:
@@ -415,8 +422,7 @@ class ChunkStore(fs.PagedStore):
             self.chunks[cid] = c
             self.ids.append(cid)
             loc = self.loc
-            while len(loc) < npages:
-                loc.append(NOPAGE)
+            _grow(loc, npages)
             for j in range(c.n):
                 pg = tab[j]
                 if pg >= npages:
@@ -678,8 +684,7 @@ class ChunkStore(fs.PagedStore):
         self.chunks[cid] = c
         self.ids.append(cid)
         loc = self.loc
-        while len(loc) < npages:
-            loc.append(NOPAGE)
+        _grow(loc, npages)
         chunks = self.chunks
         for j in range(n):
             pg = tab[j]

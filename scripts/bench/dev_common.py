@@ -261,19 +261,29 @@ def path_for(tag):
 
 
 def rm(p):
+    # a database file (format 1, raw btree) or folder (format 2)
     import os
     try:
-        os.remove(p)
+        if os.stat(p)[0] & 0x4000:
+            for e in os.ilistdir(p):
+                rm(p + "/" + e[0])
+            os.rmdir(p)
+        else:
+            os.remove(p)
     except OSError:
         pass
 
 
 def fsize(p):
+    # bytes of a database file, or of all files of a database folder
     import os
     try:
-        return os.stat(p)[6]
+        st = os.stat(p)
     except OSError:
         return None
+    if not st[0] & 0x4000:
+        return st[6]
+    return sum(fsize(p + "/" + e[0]) or 0 for e in os.ilistdir(p))
 
 
 # Documents: small sensor readings, ~100 bytes of JSON, deterministic.
