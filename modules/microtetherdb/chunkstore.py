@@ -235,13 +235,7 @@ class ChunkPager(io.IOBase):
         self.pn += 1
 
     def _fail(self, e):
-        if self.err is None:
-            self.err = e
-        if isinstance(e, MemoryError):
-            return -fs.ENOMEM
-        if isinstance(e, OSError) and e.args and type(e.args[0]) is int:
-            return -e.args[0]
-        return -fs.EIO
+        return fs.stream_fail(self, e)
 
     def ioctl(self, req, arg):
         try:

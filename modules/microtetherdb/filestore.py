@@ -393,6 +393,19 @@ def _init_mem():
             pass
 
 
+def stream_fail(p, e):
+    # A stream under btree (Pager, chunkstore.ChunkPager) met error e inside
+    # a btree call: keep the first one in p.err, return it as -errno (never
+    # raise into btree's C code).
+    if p.err is None:
+        p.err = e
+    if isinstance(e, MemoryError):
+        return -ENOMEM
+    if isinstance(e, OSError) and e.args and type(e.args[0]) is int:
+        return -e.args[0]
+    return -EIO
+
+
 class Pager(io.IOBase):
     # Stream protocol for btree: readinto, write, ioctl (seek, flush, close).
     # Its methods never raise into btree's C code: errors become -errno
@@ -518,13 +531,7 @@ class Pager(io.IOBase):
             raise OSError(ENOSPC)
 
     def _fail(self, e):
-        if self.err is None:
-            self.err = e
-        if isinstance(e, MemoryError):
-            return -ENOMEM
-        if isinstance(e, OSError) and e.args and type(e.args[0]) is int:
-            return -e.args[0]
-        return -EIO
+        return stream_fail(self, e)
 
     def ioctl(self, req, arg):
         try:
