@@ -782,12 +782,7 @@ class ChunkStore(fs.PagedStore):
         p = self.pager
         fs.discard_bt(bt, p)
         self.pending = True
-        if p.pf is not None:
-            try:
-                p.pf.close()
-            except OSError:
-                pass
-            self._remove_chunk(self.seq + 1)
+        self._drop_prepared(p)
         p.clear()
         self.end = self.ck_end
         self.replay = self._read_log()
@@ -810,16 +805,19 @@ class ChunkStore(fs.PagedStore):
         pass  # (format 1 needs it after creating a file)
 
     def close(self):
-        # The database layer has committed its calls (to the log): drop the
-        # pages that no checkpoint wrote (the next open replays the log).
-        try:
-            bt = self.bt
-            self.bt = None
-            fs.discard_bt(bt, self.pager)
-        finally:
-            self.close_handles()
-            self.closed = True
-            fs.release(self.path, self)
+        # The database layer has committed its calls (to the log): the pages
+        # that no checkpoint wrote are dropped (the next open replays the log).
+        self.abandon()
+
+    def _drop_prepared(self, p):
+        # The chunk being prepared (pages that left RAM) is not part of the
+        # database: closed and deleted.
+        if p.pf is not None:
+            try:
+                p.pf.close()
+            except OSError:
+                pass
+            self._remove_chunk(self.seq + 1)
 
     def reopen_file(self):
         # Open the folder again (after compact() replaced it).
@@ -832,12 +830,8 @@ class ChunkStore(fs.PagedStore):
         p = self.pager
         fs.discard_bt(bt, p)
         self.pager = None
-        if p is not None and p.pf is not None:
-            try:
-                p.pf.close()
-            except OSError:
-                pass
-            self._remove_chunk(self.seq + 1)
+        if p is not None:
+            self._drop_prepared(p)
         for f in list(getattr(self, "handles", {}).values()):
             try:
                 f.close()
@@ -855,9 +849,7 @@ class ChunkStore(fs.PagedStore):
         self.bt = None
         p = self.pager
         fs.discard_bt(bt, p)
-        if p.pf is not None:
-            p.pf.close()
-            self._remove_chunk(self.seq + 1)
+        self._drop_prepared(p)
         p.clear()
         self.end = 0
         self.replay = []

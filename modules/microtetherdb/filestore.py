@@ -838,13 +838,9 @@ class FileStore(PagedStore):
         # until revive() manages it.
         bt = self.bt
         self.bt = None
-        p = self.pager
-        discard_bt(bt, p)
+        discard_bt(bt, self.pager)
         self.pending = True
-        p.discard()
-        self._bt_open()
-        self.pending = False
-        self.rolled_back = True
+        self.revive()
 
     def revive(self):
         # Finish a rollback that ran out of memory -> True if open again.
