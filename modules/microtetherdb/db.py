@@ -689,7 +689,7 @@ class MicroTetherDB:
         # put(data, ttl=None, tags=None, key=None) or put(key, data, ttl=None, tags=None)
         if args or kw or x is _NO:
             return self._put_args(x, args, kw)
-        if self._ix.fields:
+        if self._ix.fields or self._file:
             return self._put(x, None, None, None)
         return self._put_new(x)
 
@@ -735,7 +735,7 @@ class MicroTetherDB:
             raise TypeError("put(): data given twice")
         elif a is not _NO:
             key = _once("key", key, a)  # put(key, data=...)
-        if key is None and ttl is None and tags is None and not self._ix.fields:
+        if key is None and ttl is None and tags is None and not self._ix.fields and not self._file:
             return self._put_new(data)
         return self._put(data, key, ttl, tags)
 
@@ -744,37 +744,53 @@ class MicroTetherDB:
         # tags, no field index. Its one btree insert is done or not: nothing
         # to undo, no try (whose handler would put this frame on the heap).
         # (On flash, a failure inside btree needs a rollback: _put.)
-        if self._bt is None or self._abusy or self._file:
-            if self._file:
-                return self._put(data, None, None, None)
+        # Memory mode only (no logs, no autoflush): _pages, _write_record and
+        # _after_write inlined for this case (a short record takes _INS pages).
+        if self._bt is None or self._abusy:
             self._wguard()
         s = codec.text(data)
         n = len(s)  # characters (each at most 4 bytes)
         if n > self.max_doc_size >> 2:
             codec.check_size(s, self.max_doc_size)
         key = self._gen.next(self._now())  # above every key generated or of that shape: free
-        if self._mem:
-            self._pages(1, s, n, key)
-        self._write_record(key, None, s)
-        self._after_write()
+        st = self._st
+        # (_rec_pages(1, s, 16) inlined: the record fits in a leaf when its
+        # bytes + 80 do; the size in bytes only when 4 per character may not)
+        if 4 * n + 80 > st.inline and len(s.encode()) + 80 > st.inline:
+            self._pages(1, s, key)
+        else:
+            n = st.room - _INS  # (st.take inlined)
+            if n < 0:
+                st.reserve(_INS)
+            else:
+                st.room = n
+        self._bt[key] = s
+        self._count += 1
+        self._writes += 1
+        self._dirty += 1
         return key
 
-    def _pages(self, ins, raw, n, kb):
+    def _pages(self, ins, raw, kb):
+        # Memory mode: take the pages of a record write (_rec_pages), or
+        # DBFullError now.
+        ins = self._rec_pages(ins, raw, len(kb))
+        self._st.take(ins)
+
+    def _rec_pages(self, ins, raw, klen):
         # Memory mode: the pages a write of `ins` btree inserts (the record
-        # first) may take, or DBFullError now: INSERT_PAGES per insert (and
-        # per field index), plus overflow pages if the record (key, btree's
-        # entry header, value; n: its characters if raw is a str) may not fit
-        # in a leaf.
+        # first) may take: INSERT_PAGES per insert (and per field index),
+        # plus overflow pages if the record (a key of klen characters, btree's
+        # entry header, the value) may not fit in a leaf.
         st = self._st
         w = _INS * (ins + len(self._ix.fields))
-        if type(raw) is not str:
-            n = len(raw)
-        elif 4 * n + 160 > st.inline:
+        n = len(raw)  # bytes, or characters of a str (each at most 4 bytes)
+        klen = 4 * klen + 16
+        if type(raw) is str and 4 * n + klen > st.inline:
             n = len(raw.encode())  # (4 bytes per character would ask for too many pages)
-        n += len(kb) * 4 + 16
+        n += klen
         if n > st.inline:
             w += st.ovfl_pages(n)
-        st.take(w)
+        return w
 
     def _put(self, data, key, ttl, tags):
         # Every other put: a custom key (maybe an overwrite), expiry, tags.
@@ -813,7 +829,7 @@ class MicroTetherDB:
             if len(kb) == 16:
                 self._gen.bump(kb)
         if self._mem:
-            self._pages(ins, raw, n, kb)
+            self._pages(ins, raw, kb)
         c0 = self._count
         try:
             self._write_record(kb, old, raw)
@@ -830,14 +846,19 @@ class MicroTetherDB:
             if key is None:
                 raise TypeError("delete() needs a key (or purge=True)")
             key = _keys.kbytes(key)
-        if self._bt is None or self._abusy:
-            self._wguard()
+        bt = self._bt
+        if bt is None or self._abusy:
+            bt = self._wguard()
         old = self._raw(key)
         if old is None:
             return 0
-        if old[0] == _PLAIN and not self._ix.fields and not self._file:
-            self._delete_record(key, old)  # one btree delete: done or not, nothing to undo
-            self._after_write()
+        if old[0] == _PLAIN and not self._file and not self._ix.fields:
+            # memory mode, no header, no index: one btree delete, done or
+            # not, nothing to undo (_delete_record and _after_write inlined)
+            del bt[key]
+            self._count -= 1
+            self._writes += 1
+            self._dirty += 1
             return 1
         live = self._live(old)  # an expired record is removed, and counted as not there
         self._delete_atomic(key, old)
@@ -910,10 +931,6 @@ class MicroTetherDB:
         ents = []
         gen = None
         mem = self._mem
-        if mem:
-            st = self._st
-            base = _INS * (1 + len(self._ix.fields))
-            inline = st.inline
         est = 0  # bytes, for the batch's estimate (memory mode)
         for i in range(n):
             it = items[i]
@@ -934,18 +951,8 @@ class MicroTetherDB:
                 raise ValueError("items[%d]: %s" % (i, ex))
             w = 0  # the pages this record's write may take (memory mode)
             if mem:
-                ln = len(raw)
-                w = base
-                if e is not None:
-                    w += _INS
-                    est += 40
-                nb = ln
-                if type(raw) is str and 4 * ln + 160 > inline:
-                    nb = len(raw.encode())  # (as in _pages)
-                nb += 4 * (16 if kb is None else len(kb)) + 16
-                if nb > inline:
-                    w += st.ovfl_pages(nb)
-                est += ln + 40
+                w = self._rec_pages(1 if e is None else 2, raw, 16 if kb is None else len(kb))
+                est += len(raw) + (40 if e is None else 80)
             ents.append([kb, raw, kb is None, w])
             if kb is not None and len(kb) == 16:
                 if gen is None:
@@ -1148,12 +1155,19 @@ class MicroTetherDB:
     def get(self, key, default=None):
         if type(key) is not str or not key or len(key) > 32:
             key = _keys.kbytes(key)
-        raw = self._raw(key)
-        if raw is None:
+        bt = self._bt
+        if bt is None:
+            bt = self._revive()
+        d = codec.fetch(bt, key)
+        if type(d) is dict:
+            return d
+        if d is None:
             return default
-        if raw[0] == _PLAIN:
-            return codec.doc(raw, self.filename)
-        return self._value(raw, default)
+        if d is False:  # a read or decode error: again, reporting it
+            d = self._raw(key)
+            if d is None:
+                return default
+        return self._value(d, default)
 
     def _value(self, raw, default):
         # the document of a stored value, or default if it has expired

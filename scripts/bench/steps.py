@@ -71,7 +71,7 @@ def main():
     tm("    codec._check", lambda: codec._check(DOC))
     tm("  _now() (the clock)", db._now)
     tm("  key: KeyGen.next", lambda: db._gen.next(1700000000))
-    tm("  memory: _pages (reserve)", lambda: db._pages(1, s, len(s), "1700000000-00001"))
+    tm("  memory: _pages (reserve)", lambda: db._pages(1, s, "1700000000-00001"))
     keys = [db._gen.next(1700000000) for _ in range(N)]
     it = iter(keys)
     tm("  _write_record (new, plain)", lambda: db._write_record(next(it), None, s))
