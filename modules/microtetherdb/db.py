@@ -1170,10 +1170,13 @@ class MicroTetherDB:
         return self._value(d, default)
 
     def _value(self, raw, default):
-        # the document of a stored value, or default if it has expired
-        e = self._expiry(raw)
-        if e is not None and e <= self._now():
-            return default
+        # get() of a stored value with a header: its document, or default if
+        # it has expired (an empty value: codec.doc's CorruptDBError; no try
+        # here, whose handler would put this frame on the heap)
+        if raw:
+            e = codec.expiry(raw)
+            if e is not None and e <= self._now():
+                return default
         return codec.doc(raw, self.filename)
 
     def _expiry(self, raw):
