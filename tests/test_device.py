@@ -135,7 +135,10 @@ def _results_for(target, filename):
             with open(os.path.join(DEVICE_DIR, name + ".py")) as f:
                 program += "\n\n" + f.read()
         program += FOOTER % (target.tmpdir(), target.name, names)
-        output = target.run_code(program)
+        # "# timeout: N" in a device file: its program may run N seconds
+        # (long sweeps on the qemu board; the target's default otherwise)
+        m = re.search(r"^# timeout: (\d+)", src, re.M)
+        output = target.run_code(program, int(m.group(1)) if m else None)
         _file_results[filename] = (_parse(output), output)
     return _file_results[filename]
 

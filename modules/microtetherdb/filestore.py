@@ -161,6 +161,15 @@ def block_size(path):
         return 512
 
 
+def volume_blocks(path):
+    # Blocks of the filesystem holding `path` (0 if unknown).
+    d = path[:path.rfind("/")] or "/"
+    try:
+        return os.statvfs(d)[2]
+    except (OSError, AttributeError):
+        return 0
+
+
 # --- owners -----------------------------------------------------------------
 
 def claim(path, owner):
@@ -243,12 +252,27 @@ def isdir(p):
         return False
 
 
+def files_in(p):
+    # True if folder p holds a file, itself or in a subfolder (one level)
+    for name in os.listdir(p):
+        if not isdir(p + "/" + name) or os.listdir(p + "/" + name):
+            return True
+    return False
+
+
 def rmtree(p):
     # Delete a database folder (format 2): only the files of its layout
-    # ("h", "c%08x", "l/<n>"); anything else stops it with DBError.
+    # ("h", "c%08x", "l/<n>" or "l/<n>/<m>"); anything else stops it with
+    # DBError.
     if isdir(p + "/l"):
         for name in os.listdir(p + "/l"):
-            os.remove(p + "/l/" + name)
+            q = p + "/l/" + name
+            if isdir(q):
+                for n2 in os.listdir(q):
+                    os.remove(q + "/" + n2)
+                os.rmdir(q)
+            else:
+                os.remove(q)
         os.rmdir(p + "/l")
     for name in os.listdir(p):
         if name != "h" and not (len(name) == 9 and name[0] == "c"):

@@ -176,7 +176,8 @@ class FolderPages:
         self.log = []
         if dbid:
             try:
-                self.log = cs.read_log(path, struct.unpack_from("<I", hd, 16)[0], dbid, logseq)[0]
+                v = struct.unpack_from("<I", hd, 16)[0]  # ring size | slots per subfolder << 16
+                self.log = cs.read_log(path, v & 0xFFFF, v >> 16, dbid, logseq)[0]
             except Exception as e:  # noqa: BLE001 - salvage what there is
                 notes.append("commit log: %s" % e)
 

@@ -19,6 +19,7 @@
 # Contract checked: file mode with the default autoflush, so every write call
 # is durable when it returns. Budget: every cut point on unix, every 4th on
 # qemu (much slower).
+# timeout: 900  (every 4th cut point of 16 sweeps: ~6 minutes on the qemu board)
 import vfs
 import gc
 from microtetherdb import MicroTetherDB, chunkstore, filestore
@@ -29,8 +30,9 @@ BS = 512
 MP = "/pc_db"
 NBLOCKS = 128  # 64 KB filesystem
 NBLOCKS_QEMU = 64  # 32 KB filesystem on qemu (heap)
-NBLOCKS_QEMU_FAT2 = 96  # FAT12's root directory takes 16 KB of 32; format 2's
-#                         log slots take a cluster each
+NBLOCKS_QEMU_F2 = 96  # format 2 on qemu: FAT12's root directory takes 16 KB of
+#                       32 and the log slots a cluster each; LittleFS's log
+#                       subfolders take 2 blocks each
 STEP_QEMU = 4  # qemu is slower: every 4th cut point there
 PATH = MP + "/data/t.db"
 
@@ -235,6 +237,9 @@ def verify(kind, dev, allowed, now):
             return "open", repr(e)
         if kind == "fat" and FMT[0] == 1:  # the journal must have been chosen for FAT
             assert db._st.pager.fat, "FAT not detected"
+        if FMT[0] == 2:  # the log's layout the sweep meant to test
+            want_group = chunkstore.GROUP if kind == "lfs" and chunkstore.GROUP_MIN == 0 else 0
+            assert db._st.group == want_group, "log slots: %d per subfolder" % db._st.group
         rec = getattr(db._st, "recovered", None)
         if rec:
             RECOVERED[rec] = RECOVERED.get(rec, 0) + 1
@@ -282,27 +287,32 @@ def verify(kind, dev, allowed, now):
 RECOVERED = {}
 
 
-def sweep(kind, torn, grouped=False, spill=False, fmt=2):
+def sweep(kind, torn, grouped=False, spill=False, fmt=2, subfolders=True):
     # fmt: the file format (2: chunks and a commit log, the default for new
     # databases; 1: one btree file, the format of databases made before).
     # spill: no RAM for the pages written between commits, so every page
     # btree writes goes to the file at once (format 1 LittleFS), to the
     # journal / past the durable end (format 1 FAT), or into the chunk being
-    # prepared (format 2): the paths large batches take
-    old = filestore.BUDGET, chunkstore.BUDGET
+    # prepared (format 2): the paths large batches take.
+    # subfolders: format 2 on LittleFS keeps its log slots in subfolders of
+    # l/ as on a volume of GROUP_MIN blocks or more (a real ESP32 partition;
+    # this test volume is smaller); False: all in l/, as on small volumes
+    old = filestore.BUDGET, chunkstore.BUDGET, chunkstore.GROUP_MIN
     if spill:
         filestore.BUDGET = chunkstore.BUDGET = 0
+    if subfolders:
+        chunkstore.GROUP_MIN = 0
     FMT[0] = fmt
     try:
         return _sweep(kind, torn, grouped, spill)
     finally:
-        filestore.BUDGET, chunkstore.BUDGET = old
+        filestore.BUDGET, chunkstore.BUDGET, chunkstore.GROUP_MIN = old
 
 
 def _sweep(kind, torn, grouped, spill):
     nblocks = NBLOCKS
     if TARGET == "qemu":
-        nblocks = NBLOCKS_QEMU_FAT2 if kind == "fat" and FMT[0] == 2 else NBLOCKS_QEMU
+        nblocks = NBLOCKS_QEMU_F2 if FMT[0] == 2 else NBLOCKS_QEMU
     RECOVERED.clear()
     image = fresh_image(kind, nblocks)
     dev, total, allowed, now = run(kind, image, 0, False, grouped)
@@ -343,6 +353,13 @@ def test_db_littlefs_cut_at_every_write():
 
 def test_db_littlefs_torn_writes():
     total, tried, res = sweep("lfs", True)
+    assert res["ok"] == tried, res
+
+
+def test_db_littlefs_log_without_subfolders():
+    # a small volume's layout (every log slot in l/)
+    total, tried, res = sweep("lfs", True, subfolders=False)
+    assert tried > (15 if TARGET == "qemu" else 60), total
     assert res["ok"] == tried, res
 
 
