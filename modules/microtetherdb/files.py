@@ -46,14 +46,20 @@ def mkdir(path):
         raise _full(path, e)
 
 
+def volume(path):
+    # os.statvfs() of the filesystem holding `path` (its folder), or None.
+    try:
+        return os.statvfs(path[:path.rfind("/")] or "/")
+    except (OSError, AttributeError):
+        return None
+
+
 def _full(path, e):
     # FAT reports a full volume at file or folder creation as EACCES (FatFs
     # FR_DENIED: no free cluster for the directory): that is ENOSPC when the
     # volume has no free block; otherwise e as it is (a real permission error).
     if e.args and e.args[0] == 13:
-        try:
-            if os.statvfs(path[:path.rfind("/")] or "/")[3] == 0:
-                return OSError(ENOSPC, "%s: no space left on device" % path)
-        except OSError:
-            pass
+        st = volume(path)
+        if st is not None and st[3] == 0:
+            return OSError(ENOSPC, "%s: no space left on device" % path)
     return e

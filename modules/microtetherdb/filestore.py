@@ -29,7 +29,7 @@ import sys
 import btree
 
 from . import btpage, journal
-from .files import create, exists, mkdir
+from .files import create, exists, mkdir, volume
 from .errors import CorruptDBError, DBError
 
 ENOENT = 2
@@ -141,12 +141,8 @@ def fs_kind(path):
 
 def free_bytes(path):
     # Bytes free on the filesystem holding `path` (None if unknown).
-    d = path[:path.rfind("/")] or "/"
-    try:
-        st = os.statvfs(d)
-    except (OSError, AttributeError):
-        return None
-    if st[4] < 0 or st[4] > st[2]:
+    st = volume(path)
+    if st is None or st[4] < 0 or st[4] > st[2]:
         # LittleFS counts open files' pending blocks as used too: it can
         # report fewer than none (or, unsigned, more than the volume): unknown
         return None
@@ -154,20 +150,14 @@ def free_bytes(path):
 
 
 def block_size(path):
-    d = path[:path.rfind("/")] or "/"
-    try:
-        return os.statvfs(d)[1] or 512
-    except (OSError, AttributeError):
-        return 512
+    st = volume(path)
+    return (st[1] if st is not None else 0) or 512
 
 
 def volume_blocks(path):
     # Blocks of the filesystem holding `path` (0 if unknown).
-    d = path[:path.rfind("/")] or "/"
-    try:
-        return os.statvfs(d)[2]
-    except (OSError, AttributeError):
-        return 0
+    st = volume(path)
+    return st[2] if st is not None else 0
 
 
 # --- owners -----------------------------------------------------------------
