@@ -186,9 +186,15 @@ def sha(path):
 
 
 def git_commit():
+    # HEAD, with "-dirty" when the measured code (package, boards, firmware
+    # driver, benchmark programs) differs from it
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                              capture_output=True, text=True).stdout.strip() or None
+        c = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip() or None
+        if c and subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "modules", "boards",
+                                 "firmware", "scripts/bench"], cwd=ROOT).returncode:
+            c += "-dirty"
+        return c
     except OSError:
         return None
 
