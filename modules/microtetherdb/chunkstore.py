@@ -558,7 +558,7 @@ class ChunkStore(fs.PagedStore):
         seq = self.lseq + 1
         mv = memoryview(payload)
         for k in range(n):
-            b = bytes((k << 4 | (n - 1),)) + struct.pack("<I", seq + k) + mv[k * PARTLOAD:(k + 1) * PARTLOAD]
+            b = struct.pack("<BI", k << 4 | (n - 1), seq + k) + mv[k * PARTLOAD:(k + 1) * PARTLOAD]
             b += struct.pack("<I", crc32(b, self.dbid))
             name = slot(self.path, (seq + k) % self.ring, self.group)
             with fs.create(name) as f:
