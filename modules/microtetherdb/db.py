@@ -1018,11 +1018,16 @@ class MicroTetherDB:
         bt = self._wguard()
         if type(keys) is str or type(keys) is bytes or type(keys) is bytearray:
             keys = (keys,)
-        kbs = [_keys.stored(k) for k in keys]
+        stored = _keys.stored
+        kbs = [k if type(k) is str and 0 < len(k) <= 32 else stored(k) for k in keys]
         now = None
         undo = []
         c0 = self._count
         n = 0
+        # a record without header and no field index: its btree delete is all
+        # (_delete_record's first case, inlined: the common case of a batch)
+        plain = not self._ix.fields
+        logs = self._logs
         self._abusy = True
         try:
             for i in range(len(kbs)):
@@ -1035,15 +1040,23 @@ class MicroTetherDB:
                     raise self._damaged(ex)
                 if old is None:
                     continue
+                undo.append((kb, old))
                 f = old[0]
-                if f != _PLAIN and f & _F_EXP and f < 4:
+                if f == _PLAIN:
+                    n += 1
+                    if plain:
+                        del bt[kb]
+                        self._count -= 1
+                        if logs:
+                            self._log(kb, None)
+                        continue
+                elif f & _F_EXP and f < 4:
                     if now is None:
                         now = self._now()
                     if codec.expiry(old) > now:
                         n += 1
                 else:
                     n += 1
-                undo.append((kb, old))
                 self._delete_record(kb, old)
         except BaseException as ex:
             self._abort(undo, c0, ex)
