@@ -62,13 +62,49 @@ BUDGET = None      # bytes of dirty pages kept in RAM between checkpoints
 SLACK = 1.0        # chunk files may hold (1 + SLACK) x the live pages before GC
 NOPAGE = 0xFFFFFFFF
 HANDLES = 3        # chunk files kept open for reads
+MAPLEAF = 256      # page-map and page-table entries per array (1 KB): a big
+                   # database needs no big contiguous block (fragmented heaps)
 
 
 def _grow(loc, n):
-    # The page map up to n entries (NOPAGE), in one step: appending one at a
-    # time would reallocate it every 8 entries.
-    if n > len(loc):
-        loc.extend(b"\xff" * (4 * (n - len(loc))))  # (MicroPython: any buffer)
+    # The page map (a list of arrays of MAPLEAF entries: page pg is
+    # loc[pg >> 8][pg & 255]) with room for n pages; new entries NOPAGE.
+    while len(loc) * MAPLEAF < n:
+        loc.append(array("I", b"\xff" * (4 * MAPLEAF)))  # (MicroPython: any buffer)
+
+
+def _pieces(f, off, n):
+    # A chunk's page table (n entries at offset off of f) in arrays of at
+    # most MAPLEAF entries.
+    f.seek(off)
+    while n > 0:
+        k = n if n < MAPLEAF else MAPLEAF
+        b = f.read(4 * k)
+        if len(b) != 4 * k:
+            raise OSError(fs.EIO)
+        yield array("I", b)
+        n -= k
+
+
+def _slot_of(m, pg):
+    # The spilled pages' map (see _spill): slot + 1 of page pg in the chunk
+    # being prepared, 0 if it is not there.
+    i = pg >> 8
+    if i < len(m):
+        a = m[i]
+        if a is not None:
+            return a[pg & 255]
+    return 0
+
+
+def _tab_add(tabs, pg):
+    # the page table of the chunk being written: a list of arrays of at
+    # most MAPLEAF entries
+    t = tabs[-1]
+    if len(t) >= MAPLEAF:
+        t = array("I")
+        tabs.append(t)
+    t.append(pg)
 
 
 def is_db(path):
@@ -188,7 +224,7 @@ class ChunkPager(io.IOBase):
         for i in range(n + 1):
             del ov[-1 - i]  # the table keeps its size
         self.pf = None      # the chunk being prepared (spilled pages)
-        self.pend = None    # page number -> slot in it
+        self.pend = None    # page number -> slot + 1 in it (_slot_of)
         self.pn = 0         # pages in it
 
     # --- stream protocol (called by btree) ---
@@ -210,9 +246,10 @@ class ChunkPager(io.IOBase):
                 self.pos = pos + n
                 return n
             pend = self.pend
-            if pend is not None and pg in pend:
+            j = 0 if pend is None else _slot_of(pend, pg)
+            if j:
                 f = self.pf
-                f.seek(pend[pg] * ps + o)
+                f.seek((j - 1) * ps + o)
                 r = f.readinto(buf) or 0
             else:
                 r = self.st.read_page(pg, o, buf)
@@ -257,17 +294,25 @@ class ChunkPager(io.IOBase):
 
     def _spill(self, pg, buf):
         # RAM budget used up: the page goes into the chunk being prepared.
+        # pend: arrays of MAPLEAF entries, made as needed (a big spill, e.g.
+        # compact() of a big database, needs no big contiguous block)
         f = self.pf
         if f is None:
             f = self.pf = self.st.start_chunk()
-            self.pend = {}
+            self.pend = []
             self.pn = 0
         f.seek(self.pn * self.psize)
         if f.write(buf) != self.psize:
             raise OSError(fs.ENOSPC)
-        self.pend[pg] = self.pn
-        self.st.ptab.append(pg)
+        m = self.pend
+        i = pg >> 8
+        while len(m) <= i:
+            m.append(None)
+        if m[i] is None:
+            m[i] = array("I", bytes(4 * MAPLEAF))
         self.pn += 1
+        m[i][pg & 255] = self.pn
+        _tab_add(self.st.ptab, pg)
 
     def _fail(self, e):
         return fs.stream_fail(self, e)
@@ -436,7 +481,8 @@ class ChunkStore(fs.PagedStore):
         seqs.sort()
         self.chunks = {}          # id -> _Chunk (ids: 0.. in sequence order)
         self.ids = []             # ids of live chunk files, oldest first
-        self.loc = array("I")     # page number -> id << 16 | slot
+        self.loc = []             # page number -> id << 16 | slot (see _grow)
+        self.mapped = 0           # pages the map may hold (entries past it: NOPAGE)
         self.handles = {}         # id -> open file (a few)
         self.ptab = None
         self.logseq = 0
@@ -451,24 +497,16 @@ class ChunkStore(fs.PagedStore):
                 # the log records it would have covered are still in the ring
                 self._remove_chunk(seq)
                 continue
-            c, tab, npages = self._read_tail(seq)  # damaged: CorruptDBError
             cid = len(self.ids)
+            c, npages = self._read_chunk(seq, cid)  # damaged: CorruptDBError
             self.chunks[cid] = c
             self.ids.append(cid)
-            loc = self.loc
-            _grow(loc, npages)
-            for j in range(c.n):
-                pg = tab[j]
-                if pg >= npages:
-                    raise CorruptDBError("%s: chunk %08x holds page %d of %d" % (path, seq, pg, npages))
-                loc[pg] = cid << 16 | j
             self.logseq = c.logseq
             self.end = npages * ps
             self.seq = seq
-        if len(self.loc) > self.end // ps:
-            # the newest chunk started a smaller tree (purge): older pages past
-            # its end are not part of the database
-            self.loc = self.loc[:self.end // ps]
+        # the newest chunk may have started a smaller tree (purge): older
+        # pages past its end are not part of the database
+        self._trim(self.end // ps)
         self.ck_end = self.end  # btree's size as of the last checkpoint
         self._count_live()
         for cid in self.ids[:-1]:  # (the newest carries the log position)
@@ -492,10 +530,11 @@ class ChunkStore(fs.PagedStore):
         except OSError:
             return False
 
-    def _read_tail(self, seq):
+    def _read_chunk(self, seq, cid):
+        # A chunk's tail and page table (CRC-checked, then entered in the
+        # page map as chunk cid) -> (_Chunk, pages in the tree)
         path = self.path
-        name = "%s/c%08x" % (path, seq)
-        with open(name, "rb") as f:
+        with open("%s/c%08x" % (path, seq), "rb") as f:
             size = f.seek(0, 2)
             if size < TAILLEN:
                 raise CorruptDBError("%s: chunk %08x is short" % (path, seq))
@@ -504,20 +543,50 @@ class ChunkStore(fs.PagedStore):
             n, s, logseq, npages, pcrc, mcrc = struct.unpack_from("<IIIIII", t, 0)
             if t[24:] != TAIL or s != seq or size != n * self.psize + 4 * n + TAILLEN:
                 raise CorruptDBError("%s: chunk %08x is damaged" % (path, seq))
-            f.seek(n * self.psize)
-            tb = f.read(4 * n)
-        if crc32(t[:20], crc32(tb, self.dbid)) != mcrc:
-            raise CorruptDBError("%s: chunk %08x is damaged" % (path, seq))
-        tab = array("I", tb)
-        return _Chunk(seq, n, pcrc, logseq), tab, npages
+            crc = self.dbid
+            for tab in _pieces(f, n * self.psize, n):
+                crc = crc32(tab, crc)
+            if crc32(t[:20], crc) != mcrc:
+                raise CorruptDBError("%s: chunk %08x is damaged" % (path, seq))
+            loc = self.loc
+            _grow(loc, npages)
+            if npages > self.mapped:
+                self.mapped = npages
+            j = cid << 16
+            for tab in _pieces(f, n * self.psize, n):
+                for pg in tab:
+                    if pg >= npages:
+                        raise CorruptDBError("%s: chunk %08x holds page %d of %d" % (path, seq, pg, npages))
+                    loc[pg >> 8][pg & 255] = j
+                    j += 1
+        return _Chunk(seq, n, pcrc, logseq), npages
+
+    def _trim(self, npages):
+        # the page map without the pages from npages on (a smaller tree:
+        # purge); their chunks lose them as live pages
+        if npages >= self.mapped:
+            return
+        loc = self.loc
+        chunks = self.chunks
+        for pg in range(npages, self.mapped):
+            a = loc[pg >> 8]
+            v = a[pg & 255]
+            if v != NOPAGE:
+                c = chunks.get(v >> 16)
+                if c is not None:
+                    c.live -= 1
+                a[pg & 255] = NOPAGE
+        del loc[(npages + MAPLEAF - 1) // MAPLEAF:]
+        self.mapped = npages
 
     def _count_live(self):
         for cid in self.ids:
             self.chunks[cid].live = 0
         chunks = self.chunks
-        for v in self.loc:
-            if v != NOPAGE:
-                chunks[v >> 16].live += 1
+        for a in self.loc:
+            for v in a:
+                if v != NOPAGE:
+                    chunks[v >> 16].live += 1
 
     def _remove_chunk(self, seq):
         try:
@@ -590,10 +659,10 @@ class ChunkStore(fs.PagedStore):
         if pg * self.psize >= self.end:
             return 0  # past the end (also of a tree just started by purge)
         loc = self.loc
-        if pg >= len(loc) or loc[pg] == NOPAGE:
+        v = loc[pg >> 8][pg & 255] if pg >> 8 < len(loc) else NOPAGE
+        if v == NOPAGE:
             self.damage = "%s: page %d is in no chunk" % (self.path, pg)
             raise OSError(fs.EIO)
-        v = loc[pg]
         f = self._handle(v >> 16)
         f.seek((v & 0xFFFF) * self.psize + o)
         return f.readinto(buf) or 0
@@ -631,7 +700,7 @@ class ChunkStore(fs.PagedStore):
     # --- checkpoints ------------------------------------------------------------
     def start_chunk(self):
         # the file of the next chunk, for pages that leave RAM
-        self.ptab = array("I")
+        self.ptab = [array("I")]
         return fs.create("%s/c%08x" % (self.path, self.seq + 1), "w+b")
 
     def checkpoint(self):
@@ -641,6 +710,8 @@ class ChunkStore(fs.PagedStore):
         p.err = None
         if self.bt.flush() != 0 or p.err is not None:
             e = p.err
+            if isinstance(e, MemoryError):
+                raise MemoryError("%s: out of memory while writing a checkpoint" % self.path)
             raise fs.named(e if isinstance(e, OSError) else OSError(fs.EIO), self.path, "write")
         if not p.dirty() and not self.logs_pending():
             return
@@ -665,7 +736,7 @@ class ChunkStore(fs.PagedStore):
         f = p.pf
         if f is None:
             f = p.pf = self.start_chunk()
-            p.pend = {}
+            p.pend = []
             p.pn = 0
         tab = self.ptab
         n = p.pn
@@ -684,7 +755,7 @@ class ChunkStore(fs.PagedStore):
             if f.write(b) != ps:
                 raise OSError(fs.ENOSPC)
             crcs = crc32(b, crcs)
-            tab.append(pg)
+            _tab_add(tab, pg)
             n += 1
         # garbage collection: copy the live pages of mostly dead chunks
         for cid, j, pg in self._gc_pages(n):
@@ -696,16 +767,20 @@ class ChunkStore(fs.PagedStore):
             if f.write(buf) != ps:
                 raise OSError(fs.ENOSPC)
             crcs = crc32(buf, crcs)
-            tab.append(pg)
+            _tab_add(tab, pg)
             n += 1
             self.gc_pages += 1
         self.ck_pages += n
         seq = self.seq + 1
         npages = (self.end + ps - 1) // ps
         t = struct.pack("<IIIII", n, seq, self.lseq, npages, crcs)
-        tb = bytes(tab)
-        t += struct.pack("<I", crc32(t, crc32(tb, self.dbid))) + TAIL
-        if f.write(tb) != len(tb) or f.write(t) != len(t):
+        crc = self.dbid
+        for a in tab:
+            if f.write(a) != 4 * len(a):
+                raise OSError(fs.ENOSPC)
+            crc = crc32(a, crc)
+        t += struct.pack("<I", crc32(t, crc)) + TAIL
+        if f.write(t) != len(t):
             raise OSError(fs.ENOSPC)
         f.flush()  # <- the commit point
         f.close()
@@ -718,20 +793,20 @@ class ChunkStore(fs.PagedStore):
         self.ids.append(cid)
         loc = self.loc
         _grow(loc, npages)
+        if npages > self.mapped:
+            self.mapped = npages
         chunks = self.chunks
-        for j in range(n):
-            pg = tab[j]
-            v = loc[pg]
-            if v != NOPAGE:
-                chunks[v >> 16].live -= 1
-            loc[pg] = cid << 16 | j
-            c.live += 1
-        if len(loc) > npages:  # a smaller tree (purge): the rest is dead
-            for pg in range(npages, len(loc)):
-                v = loc[pg]
+        c.live = n  # (less the pages it holds twice: spilled twice, below)
+        j = cid << 16
+        for a in tab:
+            for pg in a:
+                b = loc[pg >> 8]
+                v = b[pg & 255]
                 if v != NOPAGE:
                     chunks[v >> 16].live -= 1
-            self.loc = loc[:npages]
+                b[pg & 255] = j
+                j += 1
+        self._trim(npages)  # a smaller tree (purge): the rest is dead
         self.seq = seq
         self.logseq = self.lseq
         self.ck_end = npages * ps
@@ -773,26 +848,23 @@ class ChunkStore(fs.PagedStore):
         loc = self.loc
         p = self.pager
         ov = p.ov
-        pend = p.pend or {}
+        pend = p.pend or ()
         npages = (self.end + self.psize - 1) // self.psize
+        _grow(loc, npages)  # (pages of the tree not in the map yet: NOPAGE)
         for _, cid in cands:
             c = chunks[cid]
-            tab = self._table(cid)
-            for j in range(c.n):
-                pg = tab[j]
-                # a page this checkpoint writes anyway (or past the tree's
-                # end) must not be copied: the copy would come after it
-                if loc[pg] == cid << 16 | j and pg < npages and pg not in ov and pg not in pend:
-                    out.append((cid, j, pg))
-                    if len(out) >= want:
-                        return out
+            j = 0
+            for tab in _pieces(self._handle(cid), c.n * self.psize, c.n):
+                for pg in tab:
+                    # a page this checkpoint writes anyway (or past the tree's
+                    # end) must not be copied: the copy would come after it
+                    if pg < npages and loc[pg >> 8][pg & 255] == cid << 16 | j \
+                            and pg not in ov and not _slot_of(pend, pg):
+                        out.append((cid, j, pg))
+                        if len(out) >= want:
+                            return out
+                    j += 1
         return out
-
-    def _table(self, cid):
-        c = self.chunks[cid]
-        f = self._handle(cid)
-        f.seek(c.n * self.psize)
-        return array("I", f.read(4 * c.n))
 
     def _renumber(self):
         # chunk ids are 16 bits: after 65535 checkpoints in one session
@@ -803,11 +875,11 @@ class ChunkStore(fs.PagedStore):
         for h in list(self.handles.values()):
             h.close()
         self.handles = {}
-        loc = self.loc
-        for i in range(len(loc)):
-            v = loc[i]
-            if v != NOPAGE:
-                loc[i] = m[v >> 16] << 16 | (v & 0xFFFF)
+        for a in self.loc:
+            for i in range(len(a)):
+                v = a[i]
+                if v != NOPAGE:
+                    a[i] = m[v >> 16] << 16 | (v & 0xFFFF)
         self.ids = list(range(len(self.ids)))
 
     # --- the store interface ------------------------------------------------------
