@@ -66,11 +66,29 @@ MAPLEAF = 256      # page-map and page-table entries per array (1 KB): a big
                    # database needs no big contiguous block (fragmented heaps)
 
 
+def _leaf(j):
+    # entries of a map array that holds entry j (steps of 32: a small
+    # database's map stays small)
+    j = (j + 32) & ~31
+    return j if j < MAPLEAF else MAPLEAF
+
+
 def _grow(loc, n):
-    # The page map (a list of arrays of MAPLEAF entries: page pg is
-    # loc[pg >> 8][pg & 255]) with room for n pages; new entries NOPAGE.
-    while len(loc) * MAPLEAF < n:
-        loc.append(array("I", b"\xff" * (4 * MAPLEAF)))  # (MicroPython: any buffer)
+    # The page map (a list of arrays of MAPLEAF entries, the last one maybe
+    # shorter: page pg is loc[pg >> 8][pg & 255]) with room for n pages; new
+    # entries NOPAGE.
+    if not n:
+        return
+    i = (n - 1) >> 8
+    k = len(loc)
+    if k and k - 1 <= i:
+        a = loc[k - 1]  # the last array, maybe short
+        m = _leaf((n - 1) & 255) if k - 1 == i else MAPLEAF
+        if len(a) < m:
+            a.extend(b"\xff" * (4 * (m - len(a))))  # (MicroPython: any buffer)
+    while len(loc) <= i:
+        m = _leaf((n - 1) & 255) if len(loc) == i else MAPLEAF
+        loc.append(array("I", b"\xff" * (4 * m)))
 
 
 def _pieces(f, off, n):
@@ -92,7 +110,7 @@ def _slot_of(m, pg):
     i = pg >> 8
     if i < len(m):
         a = m[i]
-        if a is not None:
+        if a is not None and pg & 255 < len(a):
             return a[pg & 255]
     return 0
 
@@ -294,8 +312,8 @@ class ChunkPager(io.IOBase):
 
     def _spill(self, pg, buf):
         # RAM budget used up: the page goes into the chunk being prepared.
-        # pend: arrays of MAPLEAF entries, made as needed (a big spill, e.g.
-        # compact() of a big database, needs no big contiguous block)
+        # pend: arrays of at most MAPLEAF entries, made as needed (a big
+        # spill, e.g. compact() of a big database, needs no big block)
         f = self.pf
         if f is None:
             f = self.pf = self.st.start_chunk()
@@ -306,12 +324,16 @@ class ChunkPager(io.IOBase):
             raise OSError(fs.ENOSPC)
         m = self.pend
         i = pg >> 8
+        j = pg & 255
         while len(m) <= i:
             m.append(None)
-        if m[i] is None:
-            m[i] = array("I", bytes(4 * MAPLEAF))
+        a = m[i]
+        if a is None:
+            a = m[i] = array("I", bytes(4 * _leaf(j)))
+        elif j >= len(a):
+            a.extend(bytes(4 * (_leaf(j) - len(a))))
         self.pn += 1
-        m[i][pg & 255] = self.pn
+        a[j] = self.pn
         _tab_add(self.st.ptab, pg)
 
     def _fail(self, e):
@@ -659,7 +681,8 @@ class ChunkStore(fs.PagedStore):
         if pg * self.psize >= self.end:
             return 0  # past the end (also of a tree just started by purge)
         loc = self.loc
-        v = loc[pg >> 8][pg & 255] if pg >> 8 < len(loc) else NOPAGE
+        a = loc[pg >> 8] if pg >> 8 < len(loc) else None
+        v = a[pg & 255] if a is not None and pg & 255 < len(a) else NOPAGE
         if v == NOPAGE:
             self.damage = "%s: page %d is in no chunk" % (self.path, pg)
             raise OSError(fs.EIO)
