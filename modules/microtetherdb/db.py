@@ -553,8 +553,10 @@ class MicroTetherDB:
             self._gen.catch_up(self._bt)
             self._ix = _index.attach(self, self._count)
             self._replay()
-        except BaseException:
+        except BaseException as e:
             self._bt = None
+            if isinstance(e, OSError):
+                raise self._damaged(e)  # as at open: ENOMEM is MemoryError, damage CorruptDBError
             raise
         return self._bt
 

@@ -724,7 +724,14 @@ class PagedStore:
         p = self.pager
         p.pos = 0
         p.err = None
-        self.bt = btree.open(p, pagesize=self.psize, cachesize=self.csize)
+        try:
+            self.bt = btree.open(p, pagesize=self.psize, cachesize=self.csize)
+        except OSError as e:
+            # btree's own malloc failed (ports whose C malloc is the
+            # MicroPython heap: its buffer pool takes ~1.1 KB in one block)
+            if e.args and e.args[0] == ENOMEM:
+                raise MemoryError("%s: btree.open: out of memory" % self.path)
+            raise
 
     def reserve(self, pages):
         pass

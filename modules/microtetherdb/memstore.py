@@ -156,7 +156,12 @@ class MemStore:
 
     def _open(self, fill=True):
         s = _Sink(2 * GROW + 16)
-        self.bt = btree.open(s, pagesize=self.psize, cachesize=(2 * self.max + 64) * self.psize)
+        try:
+            self.bt = btree.open(s, pagesize=self.psize, cachesize=(2 * self.max + 64) * self.psize)
+        except OSError as e:
+            if e.args and e.args[0] == 12:  # btree's own malloc (see filestore._bt_open)
+                raise MemoryError("btree.open: out of memory")
+            raise
         self.f = s
         self._fid = 0
         self._free = 0
