@@ -65,8 +65,9 @@ HANDLES = 16       # chunk files kept open for reads (~265 bytes each on LittleF
                    # opening one costs ~200 µs on the qemu board; with 3, a random
                    # get of a 1,000-record database opened 1.3 files (381 µs),
                    # with every chunk open it takes 116 µs
-MAPLEAF = 256      # page-map and page-table entries per array (1 KB): a big
-                   # database needs no big contiguous block (fragmented heaps)
+MAPLEAF = 128      # page-map and page-table entries per array (512 bytes; entry pg
+                   # is in array pg >> 7 at pg & 127): a big database needs no
+                   # block over 512 bytes (a fragmented heap of 1 KB holes)
 
 
 def _leaf(j):
@@ -78,19 +79,19 @@ def _leaf(j):
 
 def _grow(loc, n):
     # The page map (a list of arrays of MAPLEAF entries, the last one maybe
-    # shorter: page pg is loc[pg >> 8][pg & 255]) with room for n pages; new
+    # shorter: page pg is loc[pg >> 7][pg & 127]) with room for n pages; new
     # entries NOPAGE.
     if not n:
         return
-    i = (n - 1) >> 8
+    i = (n - 1) >> 7
     k = len(loc)
     if k and k - 1 <= i:
         a = loc[k - 1]  # the last array, maybe short
-        m = _leaf((n - 1) & 255) if k - 1 == i else MAPLEAF
+        m = _leaf((n - 1) & 127) if k - 1 == i else MAPLEAF
         if len(a) < m:
             a.extend(b"\xff" * (4 * (m - len(a))))  # (MicroPython: any buffer)
     while len(loc) <= i:
-        m = _leaf((n - 1) & 255) if len(loc) == i else MAPLEAF
+        m = _leaf((n - 1) & 127) if len(loc) == i else MAPLEAF
         loc.append(array("I", b"\xff" * (4 * m)))
 
 
@@ -110,11 +111,11 @@ def _pieces(f, off, n):
 def _slot_of(m, pg):
     # The spilled pages' map (see _spill): slot + 1 of page pg in the chunk
     # being prepared, 0 if it is not there.
-    i = pg >> 8
+    i = pg >> 7
     if i < len(m):
         a = m[i]
-        if a is not None and pg & 255 < len(a):
-            return a[pg & 255]
+        if a is not None and pg & 127 < len(a):
+            return a[pg & 127]
     return 0
 
 
@@ -326,8 +327,8 @@ class ChunkPager(io.IOBase):
         if f.write(buf) != self.psize:
             raise OSError(fs.ENOSPC)
         m = self.pend
-        i = pg >> 8
-        j = pg & 255
+        i = pg >> 7
+        j = pg & 127
         while len(m) <= i:
             m.append(None)
         a = m[i]
@@ -582,7 +583,7 @@ class ChunkStore(fs.PagedStore):
                 for pg in tab:
                     if pg >= npages:
                         raise CorruptDBError("%s: chunk %08x holds page %d of %d" % (path, seq, pg, npages))
-                    loc[pg >> 8][pg & 255] = j
+                    loc[pg >> 7][pg & 127] = j
                     j += 1
         return _Chunk(seq, n, pcrc, logseq), npages
 
@@ -594,13 +595,13 @@ class ChunkStore(fs.PagedStore):
         loc = self.loc
         chunks = self.chunks
         for pg in range(npages, self.mapped):
-            a = loc[pg >> 8]
-            v = a[pg & 255]
+            a = loc[pg >> 7]
+            v = a[pg & 127]
             if v != NOPAGE:
                 c = chunks.get(v >> 16)
                 if c is not None:
                     c.live -= 1
-                a[pg & 255] = NOPAGE
+                a[pg & 127] = NOPAGE
         del loc[(npages + MAPLEAF - 1) // MAPLEAF:]
         self.mapped = npages
 
@@ -684,8 +685,8 @@ class ChunkStore(fs.PagedStore):
         if pg * self.psize >= self.end:
             return 0  # past the end (also of a tree just started by purge)
         loc = self.loc
-        a = loc[pg >> 8] if pg >> 8 < len(loc) else None
-        v = a[pg & 255] if a is not None and pg & 255 < len(a) else NOPAGE
+        a = loc[pg >> 7] if pg >> 7 < len(loc) else None
+        v = a[pg & 127] if a is not None and pg & 127 < len(a) else NOPAGE
         if v == NOPAGE:
             self.damage = "%s: page %d is in no chunk" % (self.path, pg)
             raise OSError(fs.EIO)
@@ -826,11 +827,11 @@ class ChunkStore(fs.PagedStore):
         j = cid << 16
         for a in tab:
             for pg in a:
-                b = loc[pg >> 8]
-                v = b[pg & 255]
+                b = loc[pg >> 7]
+                v = b[pg & 127]
                 if v != NOPAGE:
                     chunks[v >> 16].live -= 1
-                b[pg & 255] = j
+                b[pg & 127] = j
                 j += 1
         self._trim(npages)  # a smaller tree (purge): the rest is dead
         self.seq = seq
@@ -884,7 +885,7 @@ class ChunkStore(fs.PagedStore):
                 for pg in tab:
                     # a page this checkpoint writes anyway (or past the tree's
                     # end) must not be copied: the copy would come after it
-                    if pg < npages and loc[pg >> 8][pg & 255] == cid << 16 | j \
+                    if pg < npages and loc[pg >> 7][pg & 127] == cid << 16 | j \
                             and pg not in ov and not _slot_of(pend, pg):
                         out.append((cid, j, pg))
                         if len(out) >= want:
