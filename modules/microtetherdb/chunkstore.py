@@ -224,6 +224,7 @@ class ChunkPager(io.IOBase):
     # into btree's C code, no allocation in the usual paths.
 
     def __init__(self, store):
+        fs._init_mem()  # (seeks: fs.stream_seek)
         self.st = store
         self.psize = store.psize
         self.drop = False
@@ -346,16 +347,7 @@ class ChunkPager(io.IOBase):
     def ioctl(self, req, arg):
         try:
             if req == 2:  # MP_STREAM_SEEK
-                p, w = fs._seek_args(arg)
-                if w == 1:
-                    p += self.pos
-                elif w == 2:
-                    p += self.st.end
-                if p < 0:
-                    return -fs.EINVAL
-                self.pos = p
-                fs._seek_set(arg, p)
-                return 0
+                return fs.stream_seek(self, arg, self.st.end)
             if req == 1 or req == 4:
                 return 0  # commits are driven by ChunkStore
             return -fs.EINVAL

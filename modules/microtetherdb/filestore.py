@@ -359,26 +359,36 @@ def check_room(path, need, what):
 _mem = None  # machine.mem32 where it reads this process's memory, else False
 
 
-def _seek_args(arg):
-    # (offset, whence) from btree's struct mp_stream_seek_t at `arg`
-    # { mp_off_t offset; int whence; }: mp_off_t is 8 bytes on 64-bit unix,
-    # 4 on ESP32 and the qemu board. machine.mem32 reads it without
-    # allocating (a uctypes.struct allocates, and this runs inside btree).
-    m = _mem
-    if m:
-        if sys.maxsize > 0x7FFFFFFF:
-            return m[arg], m[arg + 8]
-        return m[arg], m[arg + 4]
-    s = _seek_struct(arg)
-    return s.offset, s.whence
+_WHENCE = 8 if sys.maxsize > 0x7FFFFFFF else 4  # offset of `whence` in mp_stream_seek_t
 
 
-def _seek_set(arg, p):
+def stream_seek(p, arg, end):
+    # btree's MP_STREAM_SEEK on pager p (a stream of `end` bytes): sets p.pos
+    # and the new offset in btree's struct mp_stream_seek_t at `arg`
+    # { mp_off_t offset; int whence; } -> 0, or -EINVAL. mp_off_t is 8 bytes
+    # on 64-bit unix, 4 on ESP32 and the qemu board. machine.mem32 reads it
+    # without allocating (a uctypes.struct allocates, and this runs inside
+    # btree at every page it reads or writes); _init_mem() first.
     m = _mem
     if m:
-        m[arg] = p
+        o = m[arg]
+        w = m[arg + _WHENCE]
     else:
-        _seek_struct(arg).offset = p
+        t = _seek_struct(arg)
+        o = t.offset
+        w = t.whence
+    if w == 1:
+        o += p.pos
+    elif w == 2:
+        o += end
+    if o < 0:
+        return -EINVAL
+    p.pos = o
+    if m:
+        m[arg] = o
+    else:
+        _seek_struct(arg).offset = o
+    return 0
 
 
 def _seek_struct(arg):
@@ -550,16 +560,7 @@ class Pager(io.IOBase):
     def ioctl(self, req, arg):
         try:
             if req == 2:  # MP_STREAM_SEEK
-                p, w = _seek_args(arg)
-                if w == 1:
-                    p += self.pos
-                elif w == 2:
-                    p += self.end
-                if p < 0:
-                    return -EINVAL
-                self.pos = p
-                _seek_set(arg, p)
-                return 0
+                return stream_seek(self, arg, self.end)
             if req == 1 or req == 4:  # flush (end of btree.flush/close), close
                 return 0  # the commit is driven by FileStore, from Python
             return -EINVAL
