@@ -83,16 +83,15 @@ def _grow(loc, n):
     # entries NOPAGE.
     if not n:
         return
-    i = (n - 1) >> 7
-    k = len(loc)
-    if k and k - 1 <= i:
-        a = loc[k - 1]  # the last array, maybe short
-        m = _leaf((n - 1) & 127) if k - 1 == i else MAPLEAF
+    i = (n - 1) >> 7  # the array of the last page
+    k = len(loc) - 1 if loc else 0  # the first array that may be short
+    while len(loc) <= i:
+        loc.append(array("I"))
+    for k in range(k, i + 1):
+        a = loc[k]
+        m = MAPLEAF if k < i else _leaf((n - 1) & 127)
         if len(a) < m:
             a.extend(b"\xff" * (4 * (m - len(a))))  # (MicroPython: any buffer)
-    while len(loc) <= i:
-        m = _leaf((n - 1) & 127) if len(loc) == i else MAPLEAF
-        loc.append(array("I", b"\xff" * (4 * m)))
 
 
 def _pieces(f, off, n):
@@ -108,15 +107,15 @@ def _pieces(f, off, n):
         n -= k
 
 
-def _slot_of(m, pg):
-    # The spilled pages' map (see _spill): slot + 1 of page pg in the chunk
-    # being prepared, 0 if it is not there.
+def _at(m, pg, none):
+    # Entry pg of a map of arrays (the page map, see _grow; the spilled
+    # pages' map, see _spill, whose arrays may be None or short), or none.
     i = pg >> 7
     if i < len(m):
         a = m[i]
         if a is not None and pg & 127 < len(a):
             return a[pg & 127]
-    return 0
+    return none
 
 
 def _tab_add(tabs, pg):
@@ -247,7 +246,7 @@ class ChunkPager(io.IOBase):
         for i in range(n + 1):
             del ov[-1 - i]  # the table keeps its size
         self.pf = None      # the chunk being prepared (spilled pages)
-        self.pend = None    # page number -> slot + 1 in it (_slot_of)
+        self.pend = None    # page number -> slot + 1 in it (0: not there; _spill)
         self.pn = 0         # pages in it
 
     # --- stream protocol (called by btree) ---
@@ -269,7 +268,7 @@ class ChunkPager(io.IOBase):
                 self.pos = pos + n
                 return n
             pend = self.pend
-            j = 0 if pend is None else _slot_of(pend, pg)
+            j = 0 if pend is None else _at(pend, pg, 0)
             if j:
                 f = self.pf
                 f.seek((j - 1) * ps + o)
@@ -561,22 +560,23 @@ class ChunkStore(fs.PagedStore):
             n, s, logseq, npages, pcrc, mcrc = struct.unpack_from("<IIIIII", t, 0)
             if t[24:] != TAIL or s != seq or size != n * self.psize + 4 * n + TAILLEN:
                 raise CorruptDBError("%s: chunk %08x is damaged" % (path, seq))
-            crc = self.dbid
-            for tab in _pieces(f, n * self.psize, n):
-                crc = crc32(tab, crc)
-            if crc32(t[:20], crc) != mcrc:
-                raise CorruptDBError("%s: chunk %08x is damaged" % (path, seq))
+            # one pass: entered and CRC-checked together (damage fails the
+            # whole open, so the entries of a damaged table are never used)
             loc = self.loc
             _grow(loc, npages)
             if npages > self.mapped:
                 self.mapped = npages
+            crc = self.dbid
             j = cid << 16
             for tab in _pieces(f, n * self.psize, n):
+                crc = crc32(tab, crc)
                 for pg in tab:
                     if pg >= npages:
                         raise CorruptDBError("%s: chunk %08x holds page %d of %d" % (path, seq, pg, npages))
                     loc[pg >> 7][pg & 127] = j
                     j += 1
+            if crc32(t[:20], crc) != mcrc:
+                raise CorruptDBError("%s: chunk %08x is damaged" % (path, seq))
         return _Chunk(seq, n, pcrc, logseq), npages
 
     def _trim(self, npages):
@@ -676,9 +676,7 @@ class ChunkStore(fs.PagedStore):
         # beyond OSError/MemoryError, which the pager turns into -errno)
         if pg * self.psize >= self.end:
             return 0  # past the end (also of a tree just started by purge)
-        loc = self.loc
-        a = loc[pg >> 7] if pg >> 7 < len(loc) else None
-        v = a[pg & 127] if a is not None and pg & 127 < len(a) else NOPAGE
+        v = _at(self.loc, pg, NOPAGE)
         if v == NOPAGE:
             self.damage = "%s: page %d is in no chunk" % (self.path, pg)
             raise OSError(fs.EIO)
@@ -878,7 +876,7 @@ class ChunkStore(fs.PagedStore):
                     # a page this checkpoint writes anyway (or past the tree's
                     # end) must not be copied: the copy would come after it
                     if pg < npages and loc[pg >> 7][pg & 127] == cid << 16 | j \
-                            and pg not in ov and not _slot_of(pend, pg):
+                            and pg not in ov and not _at(pend, pg, 0):
                         out.append((cid, j, pg))
                         if len(out) >= want:
                             return out
