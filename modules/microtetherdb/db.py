@@ -168,6 +168,9 @@ class MicroTetherDB:
         self._pend = {}  # key bytes -> value or None: what the next commit logs (format 2)
         self._plen = 0  # about the bytes of that log record
         self._ckpt = False  # the next commit must be a checkpoint (index changes, big groups)
+        # False while every record is plain (no header: no expiry, no tags):
+        # memory mode until a record with a header is written (_write_full)
+        self._hdr = not in_memory
         if file_format is not None and file_format != 1 and file_format != 2:
             raise ValueError("file_format must be 1 or 2, not %r" % (file_format,))
         if in_memory:
@@ -361,6 +364,8 @@ class MicroTetherDB:
         of = 0 if old is None else old[0]
         if nf > 3:
             nf = 0
+        elif nf:
+            self._hdr = True  # (delete() reads records again)
         if of > 3:
             of = 0
         dk = ak = ch = None
@@ -851,21 +856,32 @@ class MicroTetherDB:
         bt = self._bt
         if bt is None or self._abusy:
             bt = self._wguard()
+        if not self._hdr and not self._ix.fields:
+            return self._del_plain(key)
         old = self._raw(key)
         if old is None:
             return 0
         if old[0] == _PLAIN and not self._file and not self._ix.fields:
-            # memory mode, no header, no index: one btree delete, done or
-            # not, nothing to undo (_delete_record and _after_write inlined)
-            del bt[key]
-            self._count -= 1
-            self._writes += 1
-            self._dirty += 1
-            return 1
+            return self._del_plain(key)
         live = self._live(old)  # an expired record is removed, and counted as not there
         self._delete_atomic(key, old)
         self._after_write(key, old)
         return live
+
+    def _del_plain(self, key):
+        # Memory mode, a record without header and no field index: one btree
+        # delete, done or not, nothing to undo and nothing to read first
+        # (_delete_record and _after_write inlined). delete() takes this way
+        # without reading the record while no record with a header was ever
+        # written (_hdr): then every record is plain.
+        try:
+            del self._bt[key]
+        except KeyError:
+            return 0
+        self._count -= 1
+        self._writes += 1
+        self._dirty += 1
+        return 1
 
     def _live(self, raw):
         # 1 if the stored value has not expired, else 0
@@ -896,6 +912,7 @@ class MicroTetherDB:
         finally:
             self._bt = self._st.bt
         self._count = 0
+        self._hdr = self._file  # no record left: all plain
         self._gen = _keys.KeyGen()
         self._pend = {}
         self._plen = 0

@@ -26,7 +26,7 @@ EXC_WORDS = 3  # sizeof(mp_exc_stack_t) / sizeof(mp_uint_t)
 # module -> functions (simple names, each defined once in its module)
 HOT = {
     "codec": ["_check", "text", "doc", "_hdr_doc", "body_offset", "fetch", "expiry", "flags"],
-    "db": ["get", "put", "_put_new", "delete", "_raw", "_now", "_pages", "_rec_pages",
+    "db": ["get", "put", "_put_new", "delete", "_del_plain", "_raw", "_now", "_pages", "_rec_pages",
            "_write_record", "_delete_record", "_after_write", "_value"],
     "keys": ["next", "stored"],
     "memstore": ["take"],

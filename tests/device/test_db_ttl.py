@@ -106,6 +106,30 @@ def test_delete_expired_returns_zero():
     db.close()
 
 
+def test_delete_before_and_after_the_first_header():
+    # Memory mode deletes a plain database's records without reading them;
+    # once a record with expiry or tags exists, deletes read again (expired:
+    # 0, index entries dropped). Also after purge back to plain.
+    for rnd in range(2):
+        db = _db()
+        a = db.put({"v": 1})
+        assert db.delete(a) == 1 and db.delete(a) == 0 and db.delete("never") == 0
+        b = db.put({"v": 2})
+        db.put("t", {"v": 3}, ttl=10, tags=["x"])
+        db.put("u", {"v": 4}, ttl=10)
+        assert db.delete(b) == 1 and db.delete(b) == 0 and len(db) == 2
+        assert db.delete("t") == 1 and db.query({"$tags": "x"}) == []
+        T[0] = 1010
+        assert db.delete("u") == 0 and db.delete("u") == 0
+        assert len(db) == 0 and db.stats()["expired_pending"] == 0 and db.cleanup() == 0
+        c = db.put({"v": 5})
+        assert db.delete(c) == 1 and db.delete(c) == 0
+        db.delete(purge=True)
+        d = db.put({"v": 6})
+        assert db.delete(d) == 1 and db.delete(d) == 0 and len(db) == 0
+        db.close()
+
+
 def test_batch_ttls():
     db = _db()
     ks = db.put_batch([{"i": 0}, {"i": 1}, {"i": 2}], ttls=[5, None, 15])
