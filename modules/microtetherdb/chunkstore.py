@@ -29,6 +29,7 @@
 # twice the live pages (1 + SLACK). Chunks are verified (CRC) when first read.
 # Open: read every chunk's table (which chunk holds each page), then hand the
 # log records newer than the last chunk to the database layer to replay.
+import gc
 import io
 import os
 import struct
@@ -65,6 +66,7 @@ HANDLES = 16       # chunk files kept open for reads (~265 bytes each on LittleF
                    # opening one costs ~200 µs on the qemu board; with 3, a random
                    # get of a 1,000-record database opened 1.3 files (381 µs),
                    # with every chunk open it takes 116 µs
+HANDLES_MAX = 64   # ... on a big heap (PSRAM) one per 32 KB free at open, up to this
 MAPLEAF = 128      # page-map and page-table entries per array (512 bytes; entry pg
                    # is in array pg >> 7 at pg & 127): a big database needs no
                    # block over 512 bytes (a fragmented heap of 1 KB holes)
@@ -232,8 +234,6 @@ class ChunkPager(io.IOBase):
         self.lost = False
         b = store.ram
         if b is None:
-            import gc
-
             gc.collect()
             b = min(24576, max(8192, gc.mem_free() // 8))
         n = self.limit = min(255, b // self.psize)
@@ -501,6 +501,7 @@ class ChunkStore(fs.PagedStore):
         self.loc = []             # page number -> id << 16 | slot (see _grow)
         self.mapped = 0           # pages the map may hold (entries past it: NOPAGE)
         self.handles = {}         # id -> open file (a few)
+        self.hmax = max(HANDLES, min(HANDLES_MAX, gc.mem_free() >> 15))
         self.ptab = None
         self.logseq = 0
         self.end = 0
@@ -689,7 +690,7 @@ class ChunkStore(fs.PagedStore):
         if f is None:
             c = self.chunks[cid]
             hs = self.handles
-            if len(hs) >= HANDLES:
+            if len(hs) >= self.hmax:
                 for k in hs:
                     hs.pop(k).close()
                     break
