@@ -248,6 +248,7 @@ def _read_tree(path):
 
 def _write_tree(path, files):
     os.makedirs(os.path.join(path, "l"))
+    os.makedirs(os.path.join(path, "c"))
     for name, data in files.items():
         os.makedirs(os.path.dirname(os.path.join(path, name)), exist_ok=True)
         with open(os.path.join(path, name), "wb") as f:

@@ -151,7 +151,7 @@ def _damage(path):
     """Zero 512 bytes in the middle of a database: a page of a format 1 file,
     or of the biggest chunk of a format 2 folder. -> the file damaged."""
     if path.is_dir():
-        path = max((p for p in path.iterdir() if p.name.startswith("c")), key=lambda p: p.stat().st_size)
+        path = max((path / "c").iterdir(), key=lambda p: p.stat().st_size)
     data = bytearray(path.read_bytes())
     mid = len(data) // 2 // 512 * 512
     data[mid:mid + 512] = b"\0" * 512

@@ -252,8 +252,11 @@ def files_in(p):
 
 def rmtree(p):
     # Delete a database folder (format 2): only the files of its layout
-    # ("h", "c%08x", "l/<n>" or "l/<n>/<m>"); anything else stops it with
+    # ("h", "c/c%08x", "l/<n>" or "l/<n>/<m>"); anything else stops it with
     # DBError.
+    if isdir(p + "/c"):
+        _rm_chunks(p + "/c")
+        os.rmdir(p + "/c")
     if isdir(p + "/l"):
         for name in os.listdir(p + "/l"):
             q = p + "/l/" + name
@@ -264,12 +267,16 @@ def rmtree(p):
             else:
                 os.remove(q)
         os.rmdir(p + "/l")
+    _rm_chunks(p)  # (and "h"; chunks here: a development version's layout)
+    os.rmdir(p)
+
+
+def _rm_chunks(p):
     for name in os.listdir(p):
         if name != "h" and not (len(name) == 9 and name[0] == "c"):
             raise DBError("%s holds %s, which is not a database file: left untouched" % (p, name))
     for name in os.listdir(p):
         os.remove(p + "/" + name)
-    os.rmdir(p)
 
 
 def drop(p):

@@ -150,9 +150,13 @@ class FolderPages:
         self.pos = 0
         npages = 0
         logseq = 0
-        names = sorted(n for n in os.listdir(path) if len(n) == 9 and n[0] == "c")
-        for name in names:
-            fn = path + "/" + name
+        # chunks in c/ (and beside it: a development version's layout)
+        names = []
+        for d in (path, path + "/c"):
+            if cs.fs.isdir(d):
+                names.extend((n, d + "/" + n) for n in os.listdir(d) if len(n) == 9 and n[0] == "c")
+        names.sort()
+        for name, fn in names:
             try:
                 with open(fn, "rb") as f:
                     size = f.seek(0, 2)

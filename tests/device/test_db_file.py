@@ -49,6 +49,38 @@ def test_reopen_persistence():
     db.close()
 
 
+def test_folder_layout_and_a_development_layout():
+    # Format 2: header, chunks in c/ (the database folder stays small: a log
+    # slot's path lookup does not grow with the chunks), log in l/. A folder
+    # of a development version, chunks beside the header, is refused by name
+    # (never opened as an empty database) and repair() salvages it.
+    fn = TMP + "/lay.db"
+    db = MicroTetherDB(fn, in_memory=False)
+    ks = [db.put({"i": i}) for i in range(30)]
+    db.put_batch([{"b": i, "pad": "x" * 60} for i in range(12)])  # a checkpoint
+    db.close()
+    assert sorted(os.listdir(fn)) == ["c", "h", "l"]
+    chunks = os.listdir(fn + "/c")
+    assert chunks and all(len(n) == 9 and n[0] == "c" for n in chunks)
+    for n in chunks:
+        os.rename(fn + "/c/" + n, fn + "/" + n)
+    os.rmdir(fn + "/c")
+    try:
+        MicroTetherDB(fn, in_memory=False)
+        raise AssertionError("opened a folder without c/")
+    except CorruptDBError as e:
+        assert fn in str(e) and "c/" in str(e), e
+    rep = MicroTetherDB.repair(fn)
+    assert rep["recovered"] >= 30, rep
+    db = MicroTetherDB(fn, in_memory=False)
+    assert len(db) == rep["recovered"] and all(db.get(k) == {"i": i} for i, k in enumerate(ks))
+    db.close()
+    assert sorted(os.listdir(fn)) == ["c", "h", "l"]
+    filestore.drop(fn)
+    filestore.drop(rep["backup"])  # (the development layout)
+    assert not filestore.exists(fn) and not filestore.exists(rep["backup"])
+
+
 def test_creates_parent_folders():
     fn = TMP + "/a/b/c/x.db"
     with MicroTetherDB(fn, in_memory=False) as db:
