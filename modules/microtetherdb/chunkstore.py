@@ -47,7 +47,7 @@ try:
 except ImportError:  # pragma: no cover
     crc32 = None
 
-HEAD = b"MTDBF2\x00\x00"
+HEAD = b"MTDBF2\x00\x01"  # (\x00\x00: a development version, chunks beside "h")
 TAIL = b"MTC2"
 TAILLEN = 28
 RING = 64          # log slots (more: fewer checkpoints, dearer slot writes)
@@ -138,7 +138,7 @@ def is_db(path):
     # True if `path` is a folder holding a format-2 database header.
     try:
         with open(path + "/h", "rb") as f:
-            return f.read(8) == HEAD
+            return f.read(6) == HEAD[:6]
     except OSError:
         return False
 
@@ -155,10 +155,10 @@ def chunk(path, seq):
     return "%s/c/c%08x" % (path, seq)
 
 
-def chunk_seqs(path):
-    # sequence numbers of the chunk files in c/ (unsorted)
+def chunk_seqs(d):
+    # sequence numbers of the chunk files in folder d (unsorted)
     out = []
-    for name in os.listdir(path + "/c"):
+    for name in os.listdir(d):
         if len(name) == 9 and name[0] == "c":
             try:
                 out.append(int(name[1:], 16))
@@ -443,7 +443,7 @@ class ChunkStore(fs.PagedStore):
         try:
             fs.recover_dir(path)
             if not is_db(path):
-                if fs.isdir(path + "/c") and chunk_seqs(path):
+                if fs.isdir(path) and (chunk_seqs(path) or fs.isdir(path + "/c") and chunk_seqs(path + "/c")):
                     raise CorruptDBError("%s: the database header is missing or damaged" % path)
                 if not create:
                     raise CorruptDBError("%s is not a MicroTetherDB database folder" % path)
@@ -496,6 +496,9 @@ class ChunkStore(fs.PagedStore):
         path = self.path
         with open(path + "/h", "rb") as f:
             b = f.read(64)
+        if b[:8] == HEAD[:7] + b"\x00":
+            raise CorruptDBError("%s: made by a development version of format 2 (its chunks are beside "
+                                 "the header, not in c/): MicroTetherDB.repair() converts it" % path)
         if len(b) < 24 or b[:8] != HEAD or struct.unpack_from("<I", b, 20)[0] != crc32(b[:20]):
             raise CorruptDBError("%s: damaged database header" % path)
         self.psize, self.dbid, ring = struct.unpack_from("<III", b, 8)
@@ -509,10 +512,9 @@ class ChunkStore(fs.PagedStore):
         self.scratch = bytearray(ps)
         self.damage = None
         self.reset = False
-        if not fs.isdir(path + "/c"):
-            # (made before the header: a development version's layout)
-            raise CorruptDBError("%s: no chunk folder c/ (made by a development version of format 2?)" % path)
-        seqs = chunk_seqs(path)
+        if not fs.isdir(path + "/c"):  # (made before the header)
+            raise CorruptDBError("%s: the chunk folder c/ is missing" % path)
+        seqs = chunk_seqs(path + "/c")
         seqs.sort()
         self.chunks = {}          # id -> _Chunk (ids: 0.. in sequence order)
         self.ids = []             # ids of live chunk files, oldest first

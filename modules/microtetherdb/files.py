@@ -3,6 +3,7 @@
 import os
 
 ENOSPC = 28
+KICK = ".mtdb-kick"  # an empty folder create() makes and removes (a power cut may leave it)
 
 
 def exists(p):
@@ -26,7 +27,7 @@ def create(path, mode="wb"):
     except OSError as e:
         if not e.args or e.args[0] != 36:
             raise _full(path, e)
-    d = path[:path.rfind("/") + 1] + ".mtdb-kick"
+    d = path[:path.rfind("/") + 1] + KICK
     try:
         try:
             os.mkdir(d)

@@ -29,7 +29,7 @@ import sys
 import btree
 
 from . import btpage, journal
-from .files import create, exists, mkdir, volume
+from .files import KICK, create, exists, mkdir, volume
 from .errors import CorruptDBError, DBError
 
 ENOENT = 2
@@ -207,22 +207,32 @@ def discard_bt(bt, pager):
 # --- side files: replacing a database file (compact, repair) -----------------
 
 def _read_marker(mpath):
-    # -> None (no marker), "C" (copy in progress or unreadable) or ("D", size)
+    # -> None (no marker), "C" (copy in progress or unreadable) or
+    # ("D", size, backup path or None)
     try:
         with open(mpath, "rb") as f:
-            b = f.read(32)
+            b = f.read(300)
     except OSError:
         return None
     if not b.startswith(_SWAP_MAGIC[:len(b)]) and len(b):
         raise DBError("%s is not a MicroTetherDB file: left untouched; move it away to open the database" % mpath)
     if len(b) >= 13 and b[:8] == _SWAP_MAGIC and b[8:9] == b"D":
-        return ("D", struct.unpack_from("<I", b, 9)[0])
+        n = b[13] if len(b) > 13 else 0  # (13 bytes: no backup)
+        if n == 0 or len(b) >= 14 + n:
+            return ("D", struct.unpack_from("<I", b, 9)[0], str(b[14:14 + n], "utf-8") if n else None)
     return "C"  # created but not (fully) written: a copy that did not finish
 
 
-def _write_marker(mpath, state, size=0):
+def _write_marker(mpath, state, size=0, backup=None):
+    # backup: where the old database goes when the swap is finished (also
+    # by recover_dir after a power cut)
     with create(mpath) as f:
         b = _SWAP_MAGIC + state + struct.pack("<I", size)
+        if backup is not None:
+            bb = backup.encode()
+            if len(bb) > 255:
+                raise ValueError("backup path too long: %s" % backup)
+            b += bytes((len(bb),)) + bb
         if f.write(b) != len(b):
             raise OSError(ENOSPC)
         f.flush()
@@ -251,32 +261,45 @@ def files_in(p):
 
 
 def rmtree(p):
-    # Delete a database folder (format 2): only the files of its layout
-    # ("h", "c/c%08x", "l/<n>" or "l/<n>/<m>"); anything else stops it with
-    # DBError.
-    if isdir(p + "/c"):
-        _rm_chunks(p + "/c")
-        os.rmdir(p + "/c")
-    if isdir(p + "/l"):
-        for name in os.listdir(p + "/l"):
-            q = p + "/l/" + name
-            if isdir(q):
-                for n2 in os.listdir(q):
-                    os.remove(q + "/" + n2)
-                os.rmdir(q)
+    # Delete a database folder (format 2). Only the entries of its layout
+    # ("h", "c/c%08x", "l/<n>", "l/<n>/<m>"; chunks beside "h": a development
+    # version's layout; an empty KICK folder a power cut left, files.create)
+    # are deleted, "h" last; anything else stops it with DBError before
+    # anything is deleted.
+    _layout(p, 0, False)
+    _layout(p, 0, True)
+
+
+def _layout(p, kind, rm):
+    # Check (rm False) or delete (rm True) the entries of folder p, kind 0:
+    # the database, 1: c/, 2: l/, 3: l/<n>/; deleting, p itself goes last.
+    head = False
+    for name in os.listdir(p):
+        q = p + "/" + name
+        if isdir(q):
+            if name == KICK and not os.listdir(q):
+                pass
+            elif kind == 0 and (name == "c" or name == "l"):
+                _layout(q, 1 if name == "c" else 2, rm)
+                continue
+            elif kind == 2 and name.isdigit():
+                _layout(q, 3, rm)
+                continue
             else:
+                raise DBError("%s holds %s, which is not a database folder: left untouched" % (p, name))
+            if rm:
+                os.rmdir(q)
+        elif kind == 0 and name == "h":
+            head = True
+        elif (len(name) == 9 and name[0] == "c") if kind < 2 else name.isdigit():
+            if rm:
                 os.remove(q)
-        os.rmdir(p + "/l")
-    _rm_chunks(p)  # (and "h"; chunks here: a development version's layout)
-    os.rmdir(p)
-
-
-def _rm_chunks(p):
-    for name in os.listdir(p):
-        if name != "h" and not (len(name) == 9 and name[0] == "c"):
+        else:
             raise DBError("%s holds %s, which is not a database file: left untouched" % (p, name))
-    for name in os.listdir(p):
-        os.remove(p + "/" + name)
+    if rm:
+        if head:
+            os.remove(p + "/h")
+        os.rmdir(p)
 
 
 def drop(p):
@@ -318,7 +341,7 @@ def recover_dir(path):
         if m == "C":
             _drop_path(new)  # unfinished copy: the database is intact
         elif exists(new):
-            _replace(new, path)
+            _replace(new, path, m[2])  # (the old one kept as repair's backup)
         _remove(mpath)
 
 
@@ -350,7 +373,7 @@ def finish_replace(path, backup=None):
     # The copy in path + NEW is complete (written, synced, closed): make it
     # the database. From the marker's "D" on, a power cut finishes the job.
     new = path + NEW
-    _write_marker(path + SWAP, b"D", 0 if isdir(new) else _stat_size(new))
+    _write_marker(path + SWAP, b"D", 0 if isdir(new) else _stat_size(new), backup)
     _replace(new, path, backup)
     _remove(path + SWAP)
 

@@ -140,7 +140,7 @@ class FolderPages:
         except OSError:
             pass
         psize = dbid = 0
-        if len(hd) >= 20 and hd[:8] == cs.HEAD:
+        if len(hd) >= 20 and hd[:6] == cs.HEAD[:6]:  # (also a development version's)
             psize, dbid = struct.unpack_from("<II", hd, 8)
         if psize < 512 or psize > 65536 or psize & (psize - 1):
             notes.append("header unreadable: page size taken as 512")

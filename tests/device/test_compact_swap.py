@@ -179,6 +179,56 @@ def test_leftovers_are_cleaned_on_open_format2():
     db.close()
 
 
+def test_repair_swap_cut_keeps_the_backup():
+    # repair() swaps its salvaged copy in and keeps the damaged database as
+    # the backup; after a power cut behind the swap marker the next open
+    # finishes the swap, backup included (the marker names it; it used to be
+    # deleted there).
+    import struct
+    for fmt in (1, 2):
+        fn = TMP + "/rb%d.db" % fmt
+        bk = fn + ".corrupt"
+        filestore.drop(bk)
+        db = make(fn + ".tmp", False, 90, fmt)
+        want = raw_items(db)
+        db.close()
+        db = make(fn, False, 60, fmt)
+        old = raw_items(db)
+        db.close()
+        os.rename(fn + ".tmp", fn + ".new")
+        size = 0 if fmt == 2 else os.stat(fn + ".new")[6]
+        with open(fn + ".swap", "wb") as f:
+            f.write(b"MTDBSWP1D" + struct.pack("<I", size) + bytes((len(bk),)) + bk.encode())
+        db = MicroTetherDB(fn, in_memory=False)
+        assert raw_items(db) == want and not exists(fn + ".new") and not exists(fn + ".swap")
+        db.close()
+        db = MicroTetherDB(bk, in_memory=False)
+        assert raw_items(db) == old
+        db.close()
+        filestore.drop(bk)
+
+
+def test_dropping_a_folder_checks_it_first():
+    # filestore.drop of a format 2 folder deletes only the database's own
+    # entries, and nothing when there is anything else; an empty folder a
+    # power cut left inside files.create is removed with it.
+    fn = TMP + "/dr.db"
+    db = make(fn, False, 60, 2)
+    want = raw_items(db)
+    db.close()
+    os.mkdir(fn + "/c/.mtdb-kick")
+    with open(fn + "/notes.txt", "wb") as f:
+        f.write(b"mine")
+    msg = raises(DBError, filestore.drop, fn)
+    assert "notes.txt" in msg, msg
+    db = MicroTetherDB(fn, in_memory=False)
+    assert raw_items(db) == want
+    db.close()
+    os.remove(fn + "/notes.txt")
+    filestore.drop(fn)
+    assert not exists(fn)
+
+
 def test_stray_side_files_are_left_alone():
     # Files under a side file's name that we did not write are never read,
     # replayed, renamed or deleted (earlier: a stray .swp replaced the

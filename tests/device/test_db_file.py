@@ -62,14 +62,22 @@ def test_folder_layout_and_a_development_layout():
     assert sorted(os.listdir(fn)) == ["c", "h", "l"]
     chunks = os.listdir(fn + "/c")
     assert chunks and all(len(n) == 9 and n[0] == "c" for n in chunks)
-    for n in chunks:
+    for n in chunks:  # the development layout: chunks beside the header...
         os.rename(fn + "/c/" + n, fn + "/" + n)
     os.rmdir(fn + "/c")
     try:
         MicroTetherDB(fn, in_memory=False)
         raise AssertionError("opened a folder without c/")
     except CorruptDBError as e:
-        assert fn in str(e) and "c/" in str(e), e
+        assert fn in str(e) and "c/ is missing" in str(e), e
+    with open(fn + "/h", "r+b") as f:  # ... and its header
+        f.seek(7)
+        f.write(b"\x00")
+    try:
+        MicroTetherDB(fn, in_memory=False)
+        raise AssertionError("opened a development version's folder")
+    except CorruptDBError as e:
+        assert fn in str(e) and "development version" in str(e) and "repair()" in str(e), e
     rep = MicroTetherDB.repair(fn)
     assert rep["recovered"] >= 30, rep
     db = MicroTetherDB(fn, in_memory=False)
