@@ -128,6 +128,8 @@ class KeyGen:
             return
         if type(k) is not str:
             k = str(k, "utf-8")
+            if len(k) != 16:  # (16 bytes of UTF-8, fewer characters: not the shape)
+                return
         if k[10] != "-" or not (k[:10].isdigit() and k[11:].isdigit()):
             return
         sec = int(k[:10])

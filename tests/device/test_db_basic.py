@@ -1,5 +1,5 @@
 # Basic CRUD, put forms, iteration, len, stats, context manager, closed DB.
-from microtetherdb import MicroTetherDB, DBError, codec
+from microtetherdb import MicroTetherDB, DBError, codec, filestore
 
 
 def test_put_get_generated_key():
@@ -252,3 +252,30 @@ def test_delete_purge_memory():
     k = db.put({"x": 1})
     assert db.get(k) == {"x": 1} and len(db) == 1
     db.close()
+
+
+def test_key_of_16_utf8_bytes_but_fewer_characters():
+    # "é" * 8 is 16 bytes of UTF-8 (the length of a generated key) in 8
+    # characters: written as str or bytes, in a batch, replayed from the log
+    # and seen by the open-time scan, it is a custom key like any other
+    # (it raised IndexError, and a file database holding it did not open).
+    k = "\u00e9" * 8
+    for mem in (True, False):
+        fn = TMP + "/u16.db"
+        if not mem:
+            filestore.drop(fn)
+        db = MicroTetherDB(fn, in_memory=mem)
+        assert db.put(k.encode(), {"v": 1}) == k
+        assert db.put_batch([(k.encode(), {"v": 2}), ("0" + "\u65e5" * 5, {"v": 3})]) == [k, "0" + "\u65e5" * 5]
+        g = db.put({"v": 4})
+        assert db.get(k) == {"v": 2} and len(db) == 3
+        if not mem:
+            db.close()
+            db = MicroTetherDB(fn, in_memory=False)  # the log replayed
+            assert db.get(k) == {"v": 2} and db.get(g) == {"v": 4}
+            db.compact()
+            db.close()
+            db = MicroTetherDB(fn, in_memory=False)  # the open-time scan
+            assert db.get("0" + "\u65e5" * 5) == {"v": 3} and len(db) == 3
+            assert db.put({"v": 5}) > g
+        db.close()
