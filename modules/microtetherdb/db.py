@@ -165,6 +165,7 @@ class MicroTetherDB:
         self._rolled = False  # the store went back to its last commit
         self._cfail = False  # a commit failed with the pages in RAM intact
         self._dirty_lost = 0
+        self._lost = 0  # calls a rollback after a failed call discarded, for its message
         self._pend = {}  # key bytes -> value or None: what the next commit logs (format 2)
         self._plen = 0  # about the bytes of that log record
         self._ckpt = False  # the next commit must be a checkpoint (index changes, big groups)
@@ -294,7 +295,22 @@ class MicroTetherDB:
         fn = self.filename
         if isinstance(e, CorruptDBError) and fn not in str(e):
             return CorruptDBError("%s: %s" % (fn, e))
-        return e
+        return self._told(e)
+
+    def _told(self, e):
+        # e, saying so if the failed call took the store back to its last
+        # commit (_settle) and discarded acknowledged calls (as _commit says)
+        n = self._lost
+        if not n:
+            return e
+        self._lost = 0
+        if not isinstance(e, (OSError, MemoryError)):
+            return e  # (KeyboardInterrupt, a damaged page: as they are)
+        m = "%s; the database was returned to its last commit (the %d write calls since it are discarded)" % (
+            e.args[-1] if e.args else e, n + 1)
+        if isinstance(e, MemoryError):
+            return MemoryError(m)
+        return OSError(e.args[0] if isinstance(e, OSError) and e.args and type(e.args[0]) is int else 5, m)
 
     def _key(self, kb):
         try:
@@ -312,7 +328,9 @@ class MicroTetherDB:
     def _err(self, e):
         # The exception a failed write call raises (after its undo): btree's
         # own malloc failing (OSError ENOMEM) is a MemoryError like any other;
-        # a bare OSError from under btree (a full volume) names the file.
+        # a bare OSError from under btree (a full volume) names the file; if
+        # the store went back to its last commit, the message says how many
+        # calls that discarded (as _commit's).
         if isinstance(e, OSError) and e.args and type(e.args[0]) is int:
             n = e.args[0]
             if n == 12:
@@ -324,7 +342,7 @@ class MicroTetherDB:
                     n2 = errno.errorcode.get(n, n)
                 except (ImportError, AttributeError):
                     n2 = "errno %d" % n
-                return OSError(n, "%s: write failed (%s)" % (self.filename, n2))
+                return self._told(OSError(n, "%s: write failed (%s)" % (self.filename, n2)))
         return self._named(e)
 
     def _indexes(self):
@@ -682,6 +700,7 @@ class MicroTetherDB:
         if self._cfail:
             self._cfail = False  # a commit failed: nothing to roll back
         elif self._untrusted(e):
+            self._lost = self._dirty  # acknowledged calls since the last commit (_err says so)
             self._rollback()
             self._rolled = False
 
@@ -1367,7 +1386,7 @@ class MicroTetherDB:
         except BaseException as e:
             if self._bt is not None:
                 self._settle(e)
-            raise
+            raise self._told(e)
 
     # --- context managers ---------------------------------------------------
     def __enter__(self):

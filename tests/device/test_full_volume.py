@@ -135,7 +135,9 @@ class Run:
             if got == self.visible(after):
                 self.model = after
             elif got == self.visible(self.durable) and got != self.visible(before):
-                # autoflush off: the commit had to give up the pending calls
+                # autoflush off: the commit had to give up the pending
+                # calls, and the message says so
+                assert "discarded" in str(e), "%s: %r" % (name, e)
                 self.model = dict(self.durable)
             else:
                 assert got == self.visible(before), "%s half applied: %r" % (
