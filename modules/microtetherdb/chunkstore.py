@@ -159,7 +159,7 @@ def chunk_seqs(d):
     # sequence numbers of the chunk files in folder d (unsorted)
     out = []
     for name in os.listdir(d):
-        if len(name) == 9 and name[0] == "c":
+        if fs.is_chunk(name):
             try:
                 out.append(int(name[1:], 16))
             except ValueError:

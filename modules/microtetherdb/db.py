@@ -1111,7 +1111,7 @@ class MicroTetherDB:
             self._after_write()
         except BaseException as ex:
             self._abort(undo, c0, ex)
-            raise
+            raise self._told(ex)  # (if _abort went back to the last commit)
 
     def _cleanup_steps(self):
         # Remove the expired records, _CHUNK at a time.

@@ -6,6 +6,11 @@ ENOSPC = 28
 KICK = ".mtdb-kick"  # an empty folder create() makes and removes (a power cut may leave it)
 
 
+def is_chunk(name):
+    # a chunk file's name (format 2: "c%08x")
+    return len(name) == 9 and name[0] == "c"
+
+
 def exists(p):
     try:
         os.stat(p)

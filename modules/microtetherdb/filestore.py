@@ -29,7 +29,7 @@ import sys
 import btree
 
 from . import btpage, journal
-from .files import KICK, create, exists, mkdir, volume
+from .files import KICK, create, exists, is_chunk, mkdir, volume
 from .errors import CorruptDBError, DBError
 
 ENOENT = 2
@@ -291,7 +291,7 @@ def _layout(p, kind, rm):
                 os.rmdir(q)
         elif kind == 0 and name == "h":
             head = True
-        elif (len(name) == 9 and name[0] == "c") if kind < 2 else name.isdigit():
+        elif is_chunk(name) if kind < 2 else name.isdigit():
             if rm:
                 os.remove(q)
         else:
@@ -417,7 +417,7 @@ def stream_seek(p, arg, end):
     if m:
         m[arg] = o
     else:
-        _seek_struct(arg).offset = o
+        t.offset = o
     return 0
 
 

@@ -154,7 +154,7 @@ class FolderPages:
         names = []
         for d in (path, path + "/c"):
             if cs.fs.isdir(d):
-                names.extend((n, d + "/" + n) for n in os.listdir(d) if len(n) == 9 and n[0] == "c")
+                names.extend((n, d + "/" + n) for n in os.listdir(d) if cs.fs.is_chunk(n))
         names.sort()
         for name, fn in names:
             try:
